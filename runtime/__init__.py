@@ -1,0 +1,25 @@
+"""shadematch runtime: the light query-time package (numpy, ONNX Runtime, hnswlib, Pillow).
+
+    from runtime import Retriever
+    with Retriever.open("bundle") as retriever:
+        for match in retriever.query("photo.jpg"):
+            print(match.title, match.score, match.stage)
+"""
+from .errors import BackendError, BundleError, CatalogError, ImageError, ModelCardError, ShadematchError
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Retriever pulls in ONNX Runtime; import it on first use so `shadematch --help` stays instant.
+    if name in ("Retriever", "Match"):
+        from . import retriever
+
+        return getattr(retriever, name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "Retriever", "Match", "ShadematchError", "ImageError", "BundleError", "BackendError",
+    "CatalogError", "ModelCardError", "__version__",
+]

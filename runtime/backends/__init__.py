@@ -1,0 +1,48 @@
+"""Backend factory: imports each backend lazily, so a missing optional engine is a clear error, not a crash.
+
+Each backend is one small module registered here by name; adding TensorRT means adding one entry.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError
+from .base import Backend, TensorSpec
+
+#: name -> (module, class, the pip extra that provides its library)
+_REGISTRY: dict[str, tuple[str, str, str]] = {
+    "onnxruntime": ("runtime.backends.onnxruntime", "OnnxRuntimeBackend", "shadematch"),
+}
+#: Order in which "auto" tries backends; the first that imports and loads the model wins.
+AUTO_ORDER: tuple[str, ...] = ("onnxruntime",)
+
+
+def backend_names() -> list[str]:
+    """Every registered backend name, plus "auto"."""
+    return ["auto", *_REGISTRY]
+
+
+def open_backend(model_path: str | Path, kind: str = "auto", **options: Any) -> Backend:
+    """Load ``model_path`` with the named backend ("auto" picks the first usable one in AUTO_ORDER)."""
+    if kind == "auto":
+        errors = []
+        for name in AUTO_ORDER:
+            try:
+                return open_backend(model_path, name, **options)
+            except BackendError as exc:
+                errors.append(str(exc))
+        raise BackendError("no backend could load the model: " + "; ".join(errors))
+    try:
+        module_name, class_name, extra = _REGISTRY[kind]
+    except KeyError:
+        raise BackendError(f"unknown backend {kind!r} (known: {', '.join(backend_names())})") from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendError(f"backend {kind!r} is not installed ({exc.name or exc}); install {extra}") from None
+    return getattr(module, class_name)(model_path, **options)
+
+
+__all__ = ["Backend", "TensorSpec", "backend_names", "open_backend", "AUTO_ORDER"]

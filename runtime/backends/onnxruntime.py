@@ -1,0 +1,79 @@
+"""ONNX Runtime backend: the embedded default, CPU unless told otherwise."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import BackendError
+from .base import Backend, TensorSpec
+
+# ONNX Runtime reports element types as strings such as "tensor(float)".
+_ORT_DTYPES = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(uint8)": np.dtype(np.uint8),
+}
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ``onnxruntime.InferenceSession``; ``run`` is thread-safe (ONNX Runtime sessions are)."""
+
+    kind = "onnxruntime"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        threads: int | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        super().__init__(model_path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), options, providers=list(providers))
+        except Exception as exc:  # ORT raises its own exception types for files, graphs and providers alike
+            raise BackendError(f"ONNX Runtime cannot load {self.model_path}: {exc}") from None
+        self._inputs = {
+            arg.name: TensorSpec(arg.name, _dtype(arg.type), tuple(d if isinstance(d, int) else None for d in arg.shape))
+            for arg in self._session.get_inputs()
+        }
+        self._output_names = [arg.name for arg in self._session.get_outputs()]
+
+    @property
+    def inputs(self) -> dict[str, TensorSpec]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            values = self._session.run(self._output_names, feeds)
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime failed on {self.model_path.name}: {exc}") from None
+        return dict(zip(self._output_names, values))
+
+    def _close_impl(self) -> None:
+        del self._session
+
+
+def _dtype(ort_type: str) -> np.dtype:
+    try:
+        return _ORT_DTYPES[ort_type]
+    except KeyError:
+        raise BackendError(f"unsupported ONNX tensor type {ort_type}") from None

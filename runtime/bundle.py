@@ -1,0 +1,139 @@
+"""Opening a bundle: the one offline artefact a kiosk loads (models, index, text map, catalogue, manifest).
+
+Everything is checked before anything is used: the format version, that every listed file is there with
+its recorded size and sha256, and that the parts agree with each other (row counts, dimensions).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .catalog import CatalogItem, read_catalog
+from .errors import BundleError, ModelCardError
+from .index import IndexParams, VisualIndex
+from .modelcard import ModelCard
+from .textmap import TextNeighbours
+
+FORMAT_NAME = "shadematch-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_FILE = "models/visual.onnx"
+CARD_FILE = "models/visual.card.json"
+VECTORS_FILE = "vectors.npy"
+INDEX_FILE = "index.bin"
+TEXT_MAP_FILE = "text_map.npz"
+CATALOG_FILE = "catalog.jsonl"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """An opened, verified bundle. Read-only after opening, so it can be shared across threads."""
+
+    path: Path
+    manifest: dict[str, Any]
+    card: ModelCard
+    model_path: Path
+    catalog: list[CatalogItem]
+    index: VisualIndex
+    text_map: TextNeighbours
+
+    @property
+    def k(self) -> int:
+        return int(self.manifest["search"]["k"])
+
+    @property
+    def top(self) -> int:
+        return int(self.manifest["search"]["top"])
+
+    @property
+    def levels(self) -> int:
+        return int(self.manifest["descriptor"]["levels"])
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Read and version-check manifest.json without touching the other files."""
+    if not path.is_dir():
+        raise BundleError(f"{path}: not a bundle directory" if path.exists() else f"{path}: no such bundle")
+    manifest_path = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: no {MANIFEST}; not a shadematch bundle") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise BundleError(f"{manifest_path}: not a shadematch bundle manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: bundle format version {version}, but this shadematch reads version {FORMAT_VERSION}; "
+            "rebuild the bundle with `shadematch build`"
+        )
+    for section in ("files", "descriptor", "index", "search", "catalog"):
+        if not isinstance(manifest.get(section), dict):
+            raise BundleError(f"{manifest_path}: section {section!r} is missing or malformed")
+    return manifest
+
+
+def verify_files(path: Path, manifest: dict[str, Any], checksums: bool = True) -> None:
+    """Check that every file the manifest lists exists with its size and (optionally) sha256."""
+    for name, entry in manifest["files"].items():
+        file_path = path / name
+        if not file_path.is_file():
+            raise BundleError(f"{path}: {name} is missing")
+        size = file_path.stat().st_size
+        if size != entry.get("bytes"):
+            raise BundleError(f"{path}: {name} is {size} bytes, the manifest says {entry.get('bytes')}")
+        if checksums and sha256_file(file_path) != entry.get("sha256"):
+            raise BundleError(f"{path}: checksum mismatch for {name}; the file was modified or corrupted")
+
+
+def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Open a bundle directory; ``verify=False`` skips the sha256 pass (sizes are still checked)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    verify_files(path, manifest, checksums=verify)
+    for required in (MODEL_FILE, CARD_FILE, VECTORS_FILE, TEXT_MAP_FILE, CATALOG_FILE):
+        if required not in manifest["files"]:
+            raise BundleError(f"{path}: the manifest does not list {required}")
+    try:
+        card = ModelCard.load(path / CARD_FILE)
+    except ModelCardError as exc:
+        raise BundleError(str(exc)) from None
+    if card.sha256 != manifest["files"][MODEL_FILE]["sha256"]:
+        raise BundleError(f"{path}: the model card's sha256 does not match {MODEL_FILE}")
+    catalog = read_catalog(path / CATALOG_FILE)
+    try:
+        vectors = np.load(path / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: {VECTORS_FILE} is not a valid array ({exc})") from None
+    dim = int(manifest["descriptor"]["dim"])
+    if vectors.ndim != 2 or vectors.shape != (len(catalog), dim) or vectors.dtype != np.float32:
+        raise BundleError(
+            f"{path}: {VECTORS_FILE} is {vectors.dtype} {vectors.shape}, expected float32 ({len(catalog)}, {dim})"
+        )
+    if int(manifest["catalog"]["items"]) != len(catalog):
+        raise BundleError(f"{path}: {CATALOG_FILE} has {len(catalog)} rows, the manifest says {manifest['catalog']['items']}")
+    index_info = manifest["index"]
+    params = IndexParams(**{key: int(index_info[key]) for key in IndexParams().to_dict()})
+    index_file = index_info.get("file")
+    if index_file is not None and index_file not in manifest["files"]:
+        raise BundleError(f"{path}: the manifest does not list the index file {index_file}")
+    index = VisualIndex.load(vectors, path / index_file if index_file else None, params)
+    text_map = TextNeighbours.load(path / TEXT_MAP_FILE)
+    if len(text_map) != len(catalog):
+        raise BundleError(f"{path}: {TEXT_MAP_FILE} covers {len(text_map)} rows, the catalogue has {len(catalog)}")
+    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map)

@@ -1,0 +1,158 @@
+"""The `shadematch` command. Query-time subcommands live here; offline ones (build, demo, export-model)
+are registered by the `export` package through the `shadematch.commands` entry-point group, so this
+module never imports `export` and a base install still queries bundles."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .backends import backend_names
+from .errors import ShadematchError
+
+ENTRY_POINT_GROUP = "shadematch.commands"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ShadematchError as exc:
+        print(f"shadematch {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"shadematch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shadematch", description="Find the exact catalogue product in a shopper's photo."
+    )
+    parser.add_argument("--version", action="version", version=f"shadematch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_query(commands)
+    _register_info(commands)
+    _register_eval(commands)
+    for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            register: Callable[[argparse._SubParsersAction], None] = entry.load()
+        except ImportError as exc:
+            _register_unavailable(commands, entry.name, exc)
+            continue
+        register(commands)
+    return parser
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """--backend and --threads, shared by every command that runs a model."""
+    parser.add_argument("--backend", choices=backend_names(), default="auto", help="inference backend (default: auto)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+
+
+def _register_query(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("query", help="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo file(s)")
+    p.add_argument("--k", type=int, default=None, help="visual top-k whose text neighbours refine the rest (default: the bundle's)")
+    p.add_argument("--top", type=int, default=7, help="results per photo (default: 7)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_backend_options(p)
+    p.set_defaults(handler=_query)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from .retriever import Retriever
+
+    with Retriever.open(args.bundle, backend=args.backend, threads=args.threads) as retriever:
+        results = retriever.query_batch(list(args.images), k=args.k, top=args.top)
+    if args.json:
+        print(json.dumps({"results": [
+            {"image": str(image), "matches": [m.to_dict() for m in matches]}
+            for image, matches in zip(args.images, results)
+        ]}, ensure_ascii=False))
+        return 0
+    for image, matches in zip(args.images, results):
+        print(image)
+        for rank, match in enumerate(matches, start=1):
+            title = match.title if len(match.title) <= 72 else match.title[:71] + "…"
+            print(f"  {rank}. {match.score:6.3f}  [{match.stage:6}]  {title}  ({match.id})")
+    return 0
+
+
+def _register_info(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("info", help="describe and verify a bundle", description="Verify a bundle's checksums and describe it.")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(handler=_info)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .bundle import open_bundle
+
+    bundle = open_bundle(args.bundle)
+    manifest = bundle.manifest
+    if args.json:
+        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+        return 0
+    index = manifest["index"]
+    print(f"bundle      {bundle.path} (format {manifest['format_version']}, checksums OK)")
+    print(f"created     {manifest.get('created', '?')} by shadematch {manifest.get('shadematch_version', '?')}")
+    print(f"catalogue   {len(bundle.catalog)} items in {manifest['catalog'].get('groups', '?')} product groups")
+    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {manifest['descriptor']['dim']}-d)")
+    print(f"index       {bundle.index.kind}" + (f" (M={index['M']}, ef={index['ef']})" if bundle.index.kind == "hnsw" else ""))
+    print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {manifest['text_map'].get('top_n')}, threshold {manifest['text_map'].get('threshold')})")
+    print(f"search      k={bundle.k}, top={bundle.top}")
+    return 0
+
+
+def _register_eval(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("eval", help="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_backend_options(p)
+    p.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, read_queries
+    from .retriever import Retriever
+
+    queries = read_queries(args.queries)
+    with Retriever.open(args.bundle, backend=args.backend, threads=args.threads) as retriever:
+        report = evaluate(retriever, queries, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['queries']} queries; k = {report['k']}")
+    print(f"mAP@7 visual {report['map7_visual']:.4f}   two-stage {report['map7']:.4f}")
+    print(f"top-1 visual {report['top1_visual']:.4f}   two-stage {report['top1']:.4f}")
+    for name, sub in report.get("subsets", {}).items():
+        print(f"  {name:12} ({sub['queries']:4} queries): mAP@7 visual {sub['map7_visual']:.4f}  two-stage {sub['map7']:.4f}  top-1 {sub['top1']:.4f}")
+    print("k  mAP@7   improved%  impaired%")
+    for k, row in report["ablation"].items():
+        print(f"{k}  {row['map7']:.4f}  {row['improved_pct']:8.1f}  {row['impaired_pct']:8.1f}")
+    return 0
+
+
+def _register_unavailable(commands: argparse._SubParsersAction, name: str, error: ImportError) -> None:
+    p = commands.add_parser(name, help="(needs: pip install 'shadematch[export]')", add_help=True)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def unavailable(_: argparse.Namespace) -> int:
+        raise ShadematchError(
+            f"needs the offline stage: pip install 'shadematch[export]' ({error.name or error} is not installed)"
+        )
+
+    p.set_defaults(handler=unavailable)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Photo -> descriptor: decode, prepare per the model card, run the visual model, SR-MAC pool.
+
+Shared by query time (Retriever) and catalogue indexing (export), so both sides of a search see
+descriptors made the same way.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .backends import Backend
+from .errors import BackendError, ImageError
+from .image import DEFAULT_MAX_PIXELS, ImageSource, load_and_prepare
+from .modelcard import ModelCard
+from .pooling import srmac
+
+
+class Embedder:
+    """Descriptors from a visual model whose outputs follow the X / S contract. Thread-safe if the backend is."""
+
+    def __init__(self, backend: Backend, card: ModelCard, levels: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.backend = backend
+        self.card = card
+        self.levels = levels
+        self.max_pixels = max_pixels
+        for role in ("features", "saliency"):
+            name = card.outputs.get(role)
+            if name not in backend.output_names:
+                raise BackendError(
+                    f"model card names {role} output {name!r}, the model has {backend.output_names}"
+                )
+
+    def prepare(self, source: ImageSource) -> np.ndarray:
+        """One model input (3, H, W) from a photo."""
+        return load_and_prepare(source, self.card.input, max_pixels=self.max_pixels)
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Descriptors (N, D) of a prepared batch (N, 3, H, W)."""
+        outputs = self.backend.run({self.card.input.name: batch})
+        return srmac(outputs[self.card.outputs["features"]], outputs[self.card.outputs["saliency"]], self.levels)
+
+    def embed(self, sources: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
+        """Descriptors of several photos; an unusable photo raises ImageError naming its position."""
+        chunks = []
+        for start in range(0, len(sources), batch_size):
+            prepared = []
+            for offset, source in enumerate(sources[start : start + batch_size]):
+                try:
+                    prepared.append(self.prepare(source))
+                except ImageError as exc:
+                    raise ImageError(f"image {start + offset + 1} of {len(sources)}: {exc}") from None
+            chunks.append(self.embed_batch(np.stack(prepared)))
+        if not chunks:
+            return np.zeros((0, self.card.feature_dim), dtype=np.float32)
+        return np.concatenate(chunks)

@@ -1,0 +1,25 @@
+"""Error types: each names the thing that is wrong so a kiosk operator or a CLI user can act on it."""
+
+
+class ShadematchError(Exception):
+    """Base of every error shadematch raises on purpose; the CLI prints its message as a one-line reason."""
+
+
+class ImageError(ShadematchError):
+    """An image could not be used: unreadable, empty, truncated, too large or of an unsupported format."""
+
+
+class ModelCardError(ShadematchError):
+    """A model card is missing a field or disagrees with its model."""
+
+
+class BackendError(ShadematchError):
+    """An inference backend is unavailable, failed to load a model, or was fed the wrong inputs."""
+
+
+class BundleError(ShadematchError):
+    """A bundle is missing a file, has a wrong checksum, or comes from another format version."""
+
+
+class CatalogError(ShadematchError):
+    """A catalogue or queries table is malformed; the message names the line."""

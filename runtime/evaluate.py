@@ -1,0 +1,97 @@
+"""Evaluate a bundle on labelled query photos: mAP@7 visual-only and two-stage, and the k ablation of
+seed 000's table (share of queries improved / impaired by the refinement)."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import CatalogError
+from .metrics import average_precision_at_k, mean
+from .retriever import Match, Retriever
+from .tables import read_table, resolve_path
+
+TOP = 7
+ABLATION_KS = tuple(range(1, 7))
+
+
+@dataclass(frozen=True)
+class Query:
+    image: Path
+    group: str
+    subset: str
+
+
+def read_queries(path: Path) -> list[Query]:
+    """Queries CSV: ``image,group[,subset]``; relative image paths are relative to the CSV."""
+    queries = []
+    for line, row in read_table(path, ("image", "group"), ("subset",)):
+        if not row["image"] or not row["group"]:
+            raise CatalogError(f"{path} line {line}: image and group must not be empty")
+        queries.append(Query(resolve_path(row["image"], path), row["group"], row["subset"]))
+    if not queries:
+        raise CatalogError(f"{path}: no queries")
+    return queries
+
+
+def evaluate(
+    retriever: Retriever,
+    queries: list[Query],
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run every query once through the model, then score visual-only, the bundle's k and k = 1..6."""
+    group_sizes = Counter(item.group for item in retriever.bundle.catalog)
+    chunks = []
+    for start in range(0, len(queries), batch_size):
+        chunks.append(retriever.embed([q.image for q in queries[start : start + batch_size]], batch_size))
+        if progress:
+            progress(min(start + batch_size, len(queries)), len(queries))
+    descriptors = np.concatenate(chunks)
+
+    def scores(k: int) -> tuple[list[float], list[bool]]:
+        results = retriever.search(descriptors, k=k, top=TOP)
+        aps = [_ap(q, r, group_sizes) for q, r in zip(queries, results)]
+        firsts = [bool(r) and r[0].group == q.group for q, r in zip(queries, results)]
+        return aps, firsts
+
+    visual_ap, visual_top1 = scores(0)
+    bundle_k = retriever.bundle.k
+    per_k = {k: scores(k) for k in sorted({*ABLATION_KS, bundle_k})}
+    ap, top1 = per_k[bundle_k]
+    report: dict[str, Any] = {
+        "queries": len(queries),
+        "k": bundle_k,
+        **_summary(visual_ap, visual_top1, ap, top1),
+        "ablation": {
+            str(k): {
+                "map7": mean(per_k[k][0]),
+                "improved_pct": 100.0 * mean([a > v + 1e-12 for a, v in zip(per_k[k][0], visual_ap)]),
+                "impaired_pct": 100.0 * mean([a < v - 1e-12 for a, v in zip(per_k[k][0], visual_ap)]),
+            }
+            for k in ABLATION_KS
+        },
+        "queries_without_catalogue_items": sum(1 for q in queries if group_sizes[q.group] == 0),
+    }
+    subsets = sorted({q.subset for q in queries if q.subset})
+    if subsets:
+        report["subsets"] = {
+            name: _summary(*(
+                [values[i] for i, q in enumerate(queries) if q.subset == name]
+                for values in (visual_ap, visual_top1, ap, top1)
+            ), queries=sum(q.subset == name for q in queries))
+            for name in subsets
+        }
+    return report
+
+
+def _summary(visual_ap: list[float], visual_top1: list[bool], ap: list[float], top1: list[bool], queries: int | None = None) -> dict[str, Any]:
+    summary = {"map7_visual": mean(visual_ap), "map7": mean(ap), "top1_visual": mean(visual_top1), "top1": mean(top1)}
+    return summary if queries is None else {"queries": queries, **summary}
+
+
+def _ap(query: Query, results: list[Match], group_sizes: Counter) -> float:
+    return average_precision_at_k([m.group == query.group for m in results], group_sizes[query.group], TOP)

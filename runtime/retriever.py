@@ -1,0 +1,91 @@
+"""The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Sequence
+
+import numpy as np
+
+from .backends import Backend, open_backend
+from .bundle import Bundle, open_bundle
+from .embedder import Embedder
+from .image import ImageSource
+from .search import Hit, two_stage_search
+
+
+@dataclass(frozen=True)
+class Match:
+    """One result: the catalogue item, its similarity to the photo, and which stage found it
+    ("visual": the first-stage top-k; "text": the text-refined second stage)."""
+
+    id: str
+    title: str
+    score: float
+    stage: str
+    group: str
+    image: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Retriever:
+    """A loaded bundle plus an inference backend.
+
+    Thread safety: ``query``, ``query_batch`` and ``search`` may run from several threads at once (the
+    bundle is read-only and the ONNX Runtime backend is thread-safe); ``close`` must come last.
+    """
+
+    def __init__(self, bundle: Bundle, backend: Backend) -> None:
+        self.bundle = bundle
+        self.backend = backend
+        self.embedder = Embedder(backend, bundle.card, bundle.levels)
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, backend: str = "auto", threads: int | None = None, verify: bool = True
+    ) -> "Retriever":
+        """Open and verify a bundle, then load its visual model with ``backend``."""
+        bundle = open_bundle(path, verify=verify)
+        return cls(bundle, open_backend(bundle.model_path, backend, threads=threads))
+
+    def query(self, image: ImageSource, *, k: int | None = None, top: int | None = None) -> list[Match]:
+        """The best ``top`` (default 7) catalogue items for one photo."""
+        return self.query_batch([image], k=k, top=top)[0]
+
+    def query_batch(
+        self, images: Sequence[ImageSource], *, k: int | None = None, top: int | None = None, batch_size: int = 16
+    ) -> list[list[Match]]:
+        """Results for several photos, run through the model in batches."""
+        return self.search(self.embed(images, batch_size=batch_size), k=k, top=top)
+
+    def embed(self, images: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
+        """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index."""
+        return self.embedder.embed(images, batch_size=batch_size)
+
+    def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None) -> list[list[Match]]:
+        """Two-stage search (Algorithm 1) for precomputed descriptors; k = 0 is visual-only."""
+        k = self.bundle.k if k is None else k
+        top = self.bundle.top if top is None else top
+        if k < 0 or top < 1:
+            raise ValueError(f"need k >= 0 and top >= 1, got k={k}, top={top}")
+        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=min(k, top), top=top)
+        return [[self._match(hit) for hit in row] for row in hits]
+
+    def _match(self, hit: Hit) -> Match:
+        item = self.bundle.catalog[hit.row]
+        return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image)
+
+    def close(self) -> None:
+        """Release the backend; idempotent."""
+        self.backend.close()
+
+    def __enter__(self) -> "Retriever":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
