@@ -1,0 +1,1 @@
+"""shadematch offline stage: model export, catalogue indexing and bundle writing (extra `export`)."""

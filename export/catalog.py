@@ -1,0 +1,66 @@
+"""Catalogue CSV ingestion (`id,image,title[,group]`): every bad row is reported by its line number."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.errors import CatalogError
+from runtime.tables import read_table, resolve_path
+
+#: How many problems an aborted build lists before "and N more".
+_SHOWN_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """A catalogue row as read from the CSV; ``line`` is kept for error messages."""
+
+    line: int
+    id: str
+    image: Path
+    title: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
+    """Parse the CSV; returns good rows and problems (empty fields, duplicate ids, missing images)."""
+    rows: list[CatalogRow] = []
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for line, row in read_table(path, ("id", "image", "title"), ("group",)):
+        empty = [name for name in ("id", "image", "title") if not row[name]]
+        if empty:
+            problems.append(Problem(line, f"empty {', '.join(empty)}"))
+            continue
+        if row["id"] in seen:
+            problems.append(Problem(line, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})"))
+            continue
+        image = resolve_path(row["image"], path)
+        if not image.is_file():
+            problems.append(Problem(line, f"image not found: {image}"))
+            continue
+        seen[row["id"]] = line
+        rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"]))
+    return rows, problems
+
+
+def settle_problems(source: Path, problems: list[Problem], skip_bad: bool) -> None:
+    """Abort on problems unless ``skip_bad``; skipped rows are still listed on stderr, never dropped silently."""
+    if not problems:
+        return
+    if not skip_bad:
+        shown = "; ".join(str(p) for p in problems[:_SHOWN_PROBLEMS])
+        more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
+        raise CatalogError(f"{source}: {len(problems)} bad row(s): {shown}{more} (use --skip-bad to skip them)")
+    for problem in problems:
+        print(f"shadematch: skipping {source} {problem}", file=sys.stderr)

@@ -1,0 +1,36 @@
+"""`shadematch demo`: build a bundle from the shipped demo catalogue and query it with the shipped photos."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.evaluate import evaluate, read_queries
+from runtime.retriever import Retriever
+
+from .build import BuildOptions, build_bundle
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_CATALOG = DEMO_DIR / "catalog.csv"
+DEMO_QUERIES = DEMO_DIR / "queries.csv"
+
+
+def run_demo(out: Path, backend: str = "auto", threads: int | None = None, progress: bool = True) -> dict:
+    """Build the demo bundle at ``out`` (replacing an earlier one), query it, print the matches."""
+    report = build_bundle(
+        DEMO_CATALOG, out, BuildOptions(backend=backend, threads=threads, overwrite=True, progress=progress)
+    )
+    print(f"built {report.out} ({report.items} catalogue items) in {report.seconds:.1f} s")
+    queries = read_queries(DEMO_QUERIES)
+    with Retriever.open(out, backend=backend, threads=threads) as retriever:
+        results = retriever.query_batch([q.image for q in queries])
+        for query, matches in zip(queries, results):
+            print(f"\n{query.image.name}  (shows {query.group})")
+            for rank, match in enumerate(matches, start=1):
+                mark = "*" if match.group == query.group else " "
+                print(f"  {rank}. {mark} {match.score:6.3f}  [{match.stage:6}]  {match.group}  ({match.id})")
+        summary = evaluate(retriever, queries)
+    print(
+        f"\n{summary['queries']} queries: top-1 {summary['top1']:.2f}, mAP@7 two-stage {summary['map7']:.3f} "
+        f"(visual only {summary['map7_visual']:.3f}); * marks the right product"
+    )
+    print(f"query it yourself: shadematch query --bundle {out} PHOTO.jpg")
+    return summary
