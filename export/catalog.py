@@ -45,11 +45,11 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
         if row["id"] in seen:
             problems.append(Problem(line, f"duplicate id {row['id']!r} (first on line {seen[row['id']]})"))
             continue
+        seen[row["id"]] = line
         image = resolve_path(row["image"], path)
         if not image.is_file():
             problems.append(Problem(line, f"image not found: {image}"))
             continue
-        seen[row["id"]] = line
         rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"]))
     return rows, problems
 

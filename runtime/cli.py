@@ -143,7 +143,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _register_unavailable(commands: argparse._SubParsersAction, name: str, error: ImportError) -> None:
-    p = commands.add_parser(name, help="(needs: pip install 'shadematch[export]')", add_help=True)
+    # No option prefix: whatever options follow are taken as they are, and the handler explains.
+    p = commands.add_parser(name, help="(needs: pip install 'shadematch[export]')", add_help=False, prefix_chars="\x01")
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
     def unavailable(_: argparse.Namespace) -> int:

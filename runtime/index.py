@@ -89,6 +89,9 @@ class VisualIndex:
             raise BundleError(
                 f"{index_path.name}: holds {hnsw.get_current_count()} items but vectors.npy has {len(vectors)}"
             )
+        # A graph of another dimension loads without complaint and reads memory wrongly: compare one item.
+        if not np.allclose(hnsw.get_items([0])[0], vectors[0], atol=1e-5):
+            raise BundleError(f"{index_path.name}: does not index the vectors of vectors.npy")
         return cls(vectors, hnsw, params)
 
     def search(self, queries: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:

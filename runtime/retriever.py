@@ -71,7 +71,7 @@ class Retriever:
         top = self.bundle.top if top is None else top
         if k < 0 or top < 1:
             raise ValueError(f"need k >= 0 and top >= 1, got k={k}, top={top}")
-        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=min(k, top), top=top)
+        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top)
         return [[self._match(hit) for hit in row] for row in hits]
 
     def _match(self, hit: Hit) -> Match:

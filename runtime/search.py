@@ -36,6 +36,7 @@ def refine(
     (I_subset), ranked by visual similarity, skipping rows already output. If the subset runs short, the
     visual ranking fills the remaining places so a query always gets ``top`` results when it can.
     """
+    k = min(k, top)
     hits = [Hit(int(r), float(s), VISUAL) for r, s in zip(visual_ids[:k], visual_scores[:k])]
     taken = {h.row for h in hits}
     # I_subset: every text neighbour of the visual top-k, in order, once, minus rows already output.

@@ -5,6 +5,7 @@ Stored as CSR arrays (indptr, indices, similarity) in an .npz loaded with allow_
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,15 @@ class TextNeighbours:
     def load(cls, path: Path) -> "TextNeighbours":
         try:
             with np.load(path, allow_pickle=False) as data:
+                missing = sorted({"indptr", "indices", "similarity"} - set(data.files))
+                if missing:
+                    raise BundleError(f"{path.name}: lacks the array(s) {', '.join(missing)}")
                 return cls(data["indptr"], data["indices"], data["similarity"])
-        except KeyError as exc:
-            raise BundleError(f"{path.name}: lacks the array {exc.args[0]}") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # empty file / damaged zip too
             raise BundleError(f"{path.name}: not a valid text map ({exc})") from None
 
     def _validate(self) -> None:
-        n = len(self)
+        n = len(self.indptr) - 1  # not len(self): __len__ cannot return -1, so an empty indptr would raise ValueError
         if n < 0 or self.indptr[0] != 0 or self.indptr[-1] != len(self.indices) or np.any(np.diff(self.indptr) < 0):
             raise BundleError("text map: indptr is not a valid CSR row pointer")
         if len(self.similarity) != len(self.indices):

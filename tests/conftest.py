@@ -1,0 +1,35 @@
+"""Shared fixtures: the demo bundle, built once per test session from the shipped demo catalogue."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "export" / "demo"
+MODEL = ROOT / "engines" / "efficientnet_lite0_imagenet.onnx"
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of the 24-item demo catalogue (exact search). Tests must not modify it: copy it first."""
+    pytest.importorskip("sklearn")
+    from export.build import BuildOptions, build_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "demo"
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False))
+    return out
+
+
+@pytest.fixture
+def bundle_copy(demo_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo bundle that a test may tamper with."""
+    target = tmp_path / "bundle"
+    shutil.copytree(demo_bundle, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_queries() -> list[Path]:
+    return sorted((DEMO / "images").glob("*_query.jpg"))

@@ -1,0 +1,82 @@
+"""Building bundles: bad rows by line number, --skip-bad, atomic replacement."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from export.build import BuildOptions, build_bundle  # noqa: E402
+from runtime.bundle import open_bundle  # noqa: E402
+from runtime.errors import BundleError, CatalogError, ModelCardError  # noqa: E402
+
+from .conftest import DEMO  # noqa: E402
+
+
+def _catalog(tmp_path: Path, extra_rows: list[str]) -> Path:
+    """The first six demo rows with absolute paths, plus ``extra_rows``."""
+    lines = (DEMO / "catalog.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:7]
+    rows = [row.replace("images/", f"{DEMO / 'images'}/", 1) for row in rows]
+    path = tmp_path / "catalog.csv"
+    path.write_text("\n".join([header, *rows, *extra_rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _corrupt_image(tmp_path: Path) -> Path:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes((DEMO / "images" / "oatly-oat-milk_query.jpg").read_bytes()[:300])
+    return bad
+
+
+def test_bad_rows_abort_with_line_numbers_and_leave_nothing(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path, ["x1,missing.jpg,A title,g", f"x2,{_corrupt_image(tmp_path)},Broken,g"])
+    out = tmp_path / "bundle"
+    with pytest.raises(CatalogError, match=r"line 8: image not found"):
+        build_bundle(catalog, out, BuildOptions(progress=False))
+    assert not out.exists()
+    assert not list(tmp_path.glob(".bundle.tmp-*"))
+
+
+def test_skip_bad_reports_every_skipped_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = _catalog(tmp_path, ["x1,missing.jpg,A title,g", f"x2,{_corrupt_image(tmp_path)},Broken,g"])
+    report = build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, skip_bad=True))
+    assert report.items == 6 and report.skipped == 2
+    err = capsys.readouterr().err
+    assert "line 8: image not found" in err and "line 9:" in err and "truncated" in err
+    assert len(open_bundle(tmp_path / "bundle").catalog) == 6
+
+
+def test_existing_bundle_is_kept_unless_forced_and_survives_a_failed_rebuild(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False))
+    before = (out / "manifest.json").read_bytes()
+    with pytest.raises(BundleError, match="already exists"):
+        build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False))
+    broken = _catalog(tmp_path, ["x1,missing.jpg,A title,g"])
+    with pytest.raises(CatalogError):
+        build_bundle(broken, out, BuildOptions(progress=False, overwrite=True))
+    assert (out / "manifest.json").read_bytes() == before
+    open_bundle(out)
+
+
+def test_forced_rebuild_replaces_the_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, overwrite=True))
+    assert len(open_bundle(out).catalog) == 24
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_model_whose_card_does_not_match_is_refused(tmp_path: Path) -> None:
+    from .conftest import MODEL
+
+    model = tmp_path / MODEL.name
+    shutil.copyfile(MODEL, model)
+    shutil.copyfile(MODEL.with_name(MODEL.stem + ".card.json"), tmp_path / (MODEL.stem + ".card.json"))
+    with open(model, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelCardError, match="sha256 does not match"):
+        build_bundle(_catalog(tmp_path, []), tmp_path / "b", BuildOptions(progress=False, model=model))

@@ -1,0 +1,79 @@
+"""Bundle opening: version and checksum checks with messages that say exactly what is wrong."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.bundle import FORMAT_VERSION, open_bundle
+from runtime.errors import BundleError
+
+
+def _edit_manifest(bundle: Path, edit) -> None:
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_demo_bundle_opens_and_parts_agree(demo_bundle: Path) -> None:
+    bundle = open_bundle(demo_bundle)
+    assert len(bundle.catalog) == 24 == len(bundle.index) == len(bundle.text_map)
+    assert bundle.index.kind == "exact"  # 24 items: below exact_below
+    assert bundle.k == 3 and bundle.top == 7
+    norms = np.linalg.norm(np.asarray(bundle.index.vectors), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    manifest = bundle.manifest
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert {"numpy", "onnxruntime", "hnswlib"} <= set(manifest["libraries"])
+    assert set(manifest["files"]) >= {"models/visual.onnx", "vectors.npy", "text_map.npz", "catalog.jsonl"}
+
+
+def test_tampered_file_is_a_checksum_error(bundle_copy: Path) -> None:
+    vectors = bundle_copy / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0xFF  # same size, different content
+    vectors.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch for vectors.npy"):
+        open_bundle(bundle_copy)
+
+
+def test_truncated_file_is_reported_by_size_even_without_checksums(bundle_copy: Path) -> None:
+    catalog = bundle_copy / "catalog.jsonl"
+    catalog.write_bytes(catalog.read_bytes()[:-10])
+    with pytest.raises(BundleError, match="catalog.jsonl is .* bytes, the manifest says"):
+        open_bundle(bundle_copy, verify=False)
+
+
+def test_other_format_version_is_refused(bundle_copy: Path) -> None:
+    _edit_manifest(bundle_copy, lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(BundleError, match=f"format version {FORMAT_VERSION + 1}.*rebuild"):
+        open_bundle(bundle_copy)
+
+
+def test_missing_file_is_named(bundle_copy: Path) -> None:
+    (bundle_copy / "text_map.npz").unlink()
+    with pytest.raises(BundleError, match="text_map.npz is missing"):
+        open_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("content", ["", "{not json", json.dumps({"format": "something-else"})])
+def test_broken_manifest(bundle_copy: Path, content: str) -> None:
+    (bundle_copy / "manifest.json").write_text(content)
+    with pytest.raises(BundleError, match="manifest"):
+        open_bundle(bundle_copy)
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no such bundle"):
+        open_bundle(tmp_path / "nothing")
+    with pytest.raises(BundleError, match="no manifest.json"):
+        open_bundle(tmp_path)
+
+
+def test_manifest_disagreeing_with_catalogue(bundle_copy: Path) -> None:
+    _edit_manifest(bundle_copy, lambda m: m["catalog"].update(items=25))
+    with pytest.raises(BundleError, match="catalog.jsonl has 24 rows, the manifest says 25"):
+        open_bundle(bundle_copy)
