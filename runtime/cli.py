@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_query(commands)
     _register_info(commands)
     _register_eval(commands)
+    _register_text(commands)
     for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             register: Callable[[argparse._SubParsersAction], None] = entry.load()
@@ -139,6 +140,38 @@ def _eval(args: argparse.Namespace) -> int:
     print("k  mAP@7   improved%  impaired%")
     for k, row in report["ablation"].items():
         print(f"{k}  {row['map7']:.4f}  {row['improved_pct']:8.1f}  {row['impaired_pct']:8.1f}")
+    return 0
+
+
+def _register_text(commands: argparse._SubParsersAction) -> None:
+    from .text.detector import DEFAULT_TEXT_MODEL
+
+    p = commands.add_parser("text", help="detect text in a photo", description="Detect text boxes with the EAST model; optionally draw them.")
+    p.add_argument("image", type=Path, metavar="IMAGE", help="photo file")
+    p.add_argument("--out", type=Path, default=None, help="write an overlay picture (PNG) here")
+    p.add_argument("--json", action="store_true", help='print {"boxes": [{"quad": [[x, y] x4], "score": s}, ...]}')
+    p.add_argument("--model", type=Path, default=DEFAULT_TEXT_MODEL, help="EAST ONNX model with its .card.json")
+    p.add_argument("--threshold", type=float, default=0.8, help="score threshold (default: 0.8)")
+    add_backend_options(p)
+    p.set_defaults(handler=_text)
+
+
+def _text(args: argparse.Namespace) -> int:
+    from .image import load_image
+    from .text.detector import TextDetector
+    from .text.overlay import draw_overlay
+
+    with TextDetector.open(args.model, args.backend, args.threads, score_threshold=args.threshold) as detector:
+        boxes = detector.detect(args.image)
+    if args.out is not None:
+        draw_overlay(load_image(args.image), boxes, args.out)
+    if args.json:
+        print(json.dumps({"boxes": [box.to_dict() for box in boxes]}))
+        return 0
+    print(f"{args.image}: {len(boxes)} text box(es)" + (f"; overlay in {args.out}" if args.out else ""))
+    for box in boxes:
+        corners = " ".join(f"({x:.0f},{y:.0f})" for x, y in box.quad)
+        print(f"  {box.score:.3f}  {corners}")
     return 0
 
 

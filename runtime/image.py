@@ -70,7 +70,7 @@ def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFA
 
 def prepare(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """Resize per the model card's policy and normalise: returns float32 (3, H, W)."""
-    resized = _shorter_side_center_crop(image, spec.width, spec.height)
+    resized = _RESIZE[spec.resize](image, spec.width, spec.height)
     pixels = np.asarray(resized, dtype=np.float32)
     pixels = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
@@ -91,6 +91,20 @@ def _shorter_side_center_crop(image: Image.Image, width: int, height: int) -> Im
     return image.resize(
         (width, height), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h)
     )
+
+
+def _longer_side_multiple_32(image: Image.Image, width: int, height: int) -> Image.Image:
+    # Whole image, aspect kept (text must not be cropped away), each side rounded to the stride-32 grid.
+    src_w, src_h = image.size
+    scale = max(width, height) / max(src_w, src_h)
+    size = (max(32, round(src_w * scale / 32) * 32), max(32, round(src_h * scale / 32) * 32))
+    return image.resize(size, Image.Resampling.BILINEAR)
+
+
+_RESIZE = {
+    "shorter_side_center_crop": _shorter_side_center_crop,
+    "longer_side_multiple_32": _longer_side_multiple_32,
+}
 
 
 def _open_stream(source: ImageSource) -> tuple[str, BinaryIO]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ModelCardError
 
-RESIZE_POLICIES = ("shorter_side_center_crop",)
+RESIZE_POLICIES = ("shorter_side_center_crop", "longer_side_multiple_32")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""EAST text detector training: synthetic data, PP-OCR pseudo-labels, targets, losses, training."""
