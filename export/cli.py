@@ -6,6 +6,7 @@ one-line "install the export extra" error.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from runtime.cli import add_backend_options
@@ -85,4 +86,102 @@ def _export_model(args: argparse.Namespace) -> int:
         raise _needs_export_extra(exc) from None
     path = export_visual_model(args.out, size=args.size)
     print(f"wrote {path}")
+    return 0
+
+
+def register_text_train(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("text-train", help="train the EAST text detector", description="Train (or resume) EAST on sample directories (labels.jsonl format); uses a GPU when present.")
+    p.add_argument("--data", required=True, type=Path, nargs="+", help="sample directories (text-data output, PP-OCR pseudo-labels)")
+    p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--size", type=int, default=256, help="training crop size (multiple of 32)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--freeze-stages", type=int, default=2, help="frozen backbone stages (0..5; CPU: 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_text_train)
+
+
+def _text_train(args: argparse.Namespace) -> int:
+    try:
+        from .text.train import TrainConfig, train
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr,
+                         freeze_stages=args.freeze_stages, seed=args.seed)
+    print(f"checkpoint: {train(args.data, args.out, config)}")
+    return 0
+
+
+def register_text_export(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("text-export", help="export a trained EAST to ONNX with its card", description="Export an EAST checkpoint to ONNX, measure it on labelled sets, write the model card.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", type=Path, default=Path("engines"))
+    p.add_argument("--eval", type=Path, nargs="*", default=[], metavar="NAME=DIR", help="labelled sets to score, e.g. synthetic=DIR teacher=DIR")
+    p.set_defaults(handler=_text_export)
+
+
+def _text_export(args: argparse.Namespace) -> int:
+    try:
+        import torch
+
+        from .text.evaluate import evaluate_detector
+        from .text.export import export_text_model
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    from runtime.text.detector import TextDetector
+
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    training = {"config": state["config"], "steps_done": state["step"]}
+    path = export_text_model(args.checkpoint, args.out, metrics={}, training=training)
+    metrics = {}
+    with TextDetector.open(path) as detector:
+        for spec in args.eval:
+            name, _, root = str(spec).partition("=")
+            metrics[name] = evaluate_detector(detector, Path(root)).to_dict()
+            print(name, metrics[name])
+    path = export_text_model(args.checkpoint, args.out, metrics=metrics, training=training)
+    print(f"wrote {path}")
+    return 0
+
+
+def register_text_eval(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("text-eval", help="precision / recall / F of a text model", description="ICDAR-style precision, recall and F-score at IoU 0.5 on a labelled sample directory.")
+    p.add_argument("--data", required=True, type=Path, help="sample directory (labels.jsonl)")
+    p.add_argument("--model", type=Path, default=None, help="EAST ONNX model (default: the shipped one)")
+    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--json", action="store_true")
+    add_backend_options(p)
+    p.set_defaults(handler=_text_eval)
+
+
+def _text_eval(args: argparse.Namespace) -> int:
+    try:
+        from .text.evaluate import evaluate_detector
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    from runtime.text.detector import DEFAULT_TEXT_MODEL, TextDetector
+
+    with TextDetector.open(args.model or DEFAULT_TEXT_MODEL, args.backend, args.threads, score_threshold=args.threshold) as detector:
+        score = evaluate_detector(detector, args.data).to_dict()
+    print(json.dumps(score) if args.json else " ".join(f"{k}={v}" for k, v in score.items()))
+    return 0
+
+
+def register_text_teacher(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("text-teacher", help="PP-OCR pseudo-labels for real photos", description="Label real photos with the PP-OCR text detector (rapidocr-onnxruntime) for EAST's real-domain training.")
+    p.add_argument("--photos", required=True, type=Path, nargs="+", help="photo directories (searched recursively for .jpg/.png)")
+    p.add_argument("--out", required=True, type=Path, help="sample directory to write (labels.jsonl + images)")
+    p.set_defaults(handler=_text_teacher)
+
+
+def _text_teacher(args: argparse.Namespace) -> int:
+    try:
+        from .text.teacher import pseudo_label
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    photos = sorted(p for root in args.photos for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not photos:
+        raise ShadematchError(f"no .jpg or .png photos under {', '.join(map(str, args.photos))}")
+    print(f"wrote {pseudo_label(photos, args.out)} ({len(photos)} photos)")
     return 0
