@@ -99,6 +99,9 @@ def register_text_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--freeze-stages", type=int, default=2, help="frozen backbone stages (0..5; CPU: 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-weights", type=float, nargs="+", default=(), help="share of each --data directory in a batch (default: by size)")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (fine-tuning)")
+    p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
     p.set_defaults(handler=_text_train)
 
 
@@ -108,8 +111,9 @@ def _text_train(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr,
-                         freeze_stages=args.freeze_stages, seed=args.seed)
-    print(f"checkpoint: {train(args.data, args.out, config)}")
+                         freeze_stages=args.freeze_stages, seed=args.seed, data_weights=tuple(args.data_weights),
+                         init=str(args.init or ""))
+    print(f"checkpoint: {train(args.data, args.out, config, until=args.until)}")
     return 0
 
 

@@ -38,6 +38,10 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     min_crop: float = 0.6
+    #: Share of each batch drawn from each data directory (in the order given); empty = by sample count.
+    data_weights: tuple[float, ...] = ()
+    #: Checkpoint whose model weights start the run (fine-tuning); the optimiser starts afresh.
+    init: str = ""
 
 
 def augment(sample: Sample, rng: np.random.Generator, size: int, min_crop: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -62,35 +66,52 @@ def augment(sample: Sample, rng: np.random.Generator, size: int, min_crop: float
 
 
 class Batches(torch.utils.data.IterableDataset):
-    """Batches for steps ``start..steps-1``, each drawn from its own (seed, step) generator."""
+    """Batches for steps ``start..steps-1``, each drawn from its own (seed, step) generator.
 
-    def __init__(self, samples: Sequence[Sample], config: TrainConfig, start: int) -> None:
-        self.samples = list(samples)
+    Each item first picks a data directory by ``data_weights`` (so a small real-photo set can weigh as much
+    as a large synthetic one), then a sample in it.
+    """
+
+    def __init__(self, groups: Sequence[Sequence[Sample]], config: TrainConfig, start: int, stop: int) -> None:
+        self.groups = [list(group) for group in groups]
+        weights = np.asarray(config.data_weights or [len(g) for g in self.groups], dtype=np.float64)
+        if len(weights) != len(self.groups) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError(f"need one non-negative weight per data directory, got {config.data_weights}")
+        self.weights = weights / weights.sum()
         self.config = config
         self.start = start
+        self.stop = stop
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         c = self.config
-        for step in range(self.start, c.steps):
+        for step in range(self.start, self.stop):
             rng = np.random.default_rng((c.seed, step))
-            picks = rng.choice(len(self.samples), size=c.batch_size, replace=len(self.samples) < c.batch_size)
-            items = [augment(self.samples[i], rng, c.size, c.min_crop) for i in picks]
+            groups = rng.choice(len(self.groups), size=c.batch_size, p=self.weights)
+            picks = [self.groups[g][rng.integers(len(self.groups[g]))] for g in groups]
+            items = [augment(sample, rng, c.size, c.min_crop) for sample in picks]
             yield {
                 "image": torch.from_numpy(np.stack([img for img, _ in items])),
                 **{key: torch.from_numpy(np.stack([t[key] for _, t in items])) for key in ("score", "geometry", "mask")},
             }
 
 
-def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfig(), device: str | None = None) -> Path:
-    """Train (or resume) EAST on the sample directories; returns the checkpoint path."""
+def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfig(), device: str | None = None,
+          until: int | None = None) -> Path:
+    """Train (or resume) EAST on the sample directories; returns the checkpoint path.
+
+    ``until`` stops this call after that step (checkpointed), for time-boxed sessions; a later call resumes.
+    """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
-    samples = [s for root in data_dirs for s in read_samples(Path(root))]
-    if not samples:
-        raise ValueError("no training samples in " + ", ".join(map(str, data_dirs)))
+    groups = [read_samples(Path(root)) for root in data_dirs]
+    if not all(groups):
+        raise ValueError("no training samples in " + ", ".join(str(r) for r, g in zip(data_dirs, groups) if not g))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_east(freeze_stages=config.freeze_stages).to(device)
+    model = build_east(freeze_stages=config.freeze_stages)
+    if config.init:
+        model.load_state_dict(torch.load(config.init, map_location="cpu", weights_only=False)["model"])
+    model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
@@ -104,7 +125,7 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start = int(state["step"])
-    loader = torch.utils.data.DataLoader(Batches(samples, config, start), batch_size=None, num_workers=1,
+    loader = torch.utils.data.DataLoader(Batches(groups, config, start, min(until or config.steps, config.steps)), batch_size=None, num_workers=1,
                                          persistent_workers=False)
     model.train()
     started = time.perf_counter()
@@ -121,7 +142,7 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
                 log.write(json.dumps({"step": step, "seconds": round(time.perf_counter() - started, 1),
                                       "lr": schedule.get_last_lr()[0], **parts}) + "\n")
                 log.flush()
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if step % config.checkpoint_every == 0 or step == config.steps or step == until:
                 _save(checkpoint, model, optimizer, schedule, step, config)
     return checkpoint
 

@@ -1,0 +1,45 @@
+"""Losses of MANet's training (seed 002).
+
+Eq. 1 trains the saliency branch f(., Theta) against binary pseudo-saliency masks Y_i:
+
+    L_S = 1 - sum_i 2 |f(X_i, Theta) n Y_i| / (|f(X_i, Theta)| + |Y_i|)
+
+read, as the Dice loss it is, per image and averaged over the batch (the literal sum over i would go below zero
+for N > 1): |A n B| is the soft intersection sum(f * Y) and |A| the sum of A's values.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["dice_loss", "binarise_at_mean"]
+
+
+def dice_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: mean over the batch of 1 - 2 sum(pred * target) / (sum(pred) + sum(target)), a scalar.
+
+    ``pred`` (the saliency S, values in [0, 1]) and ``target`` (the pseudo mask Y) have the same shape
+    (N, ...). An image whose prediction and target are both empty counts as a perfect match (loss 0) rather than
+    0 / 0.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    p = pred.reshape(pred.shape[0], -1)
+    y = target.reshape(target.shape[0], -1).to(p.dtype)
+    intersection = (p * y).sum(dim=1)  # |f(X_i) n Y_i|, soft
+    total = p.sum(dim=1) + y.sum(dim=1)  # |f(X_i)| + |Y_i|
+    dice = torch.where(total > 0, 2.0 * intersection / total.clamp(min=torch.finfo(p.dtype).tiny),
+                       torch.ones_like(total))
+    return (1.0 - dice).mean()
+
+
+def binarise_at_mean(mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 1's pseudo masks: 1 where the mask is at or above its own per-image mean, else 0.
+
+    ``mask`` is (N, ...); the mean is taken over everything but the batch axis. A constant map becomes all ones
+    (as the runtime's `saliency_region` treats a constant S: salient everywhere).
+    """
+    flat = mask.reshape(mask.shape[0], -1)
+    mean = flat.mean(dim=1, keepdim=True)
+    # A relative tolerance so rounding in the mean of a constant map cannot put it above every value.
+    slack = 1e-6 * flat.abs().amax(dim=1, keepdim=True)
+    return (flat >= mean - slack).to(mask.dtype if mask.is_floating_point() else torch.float32).reshape(mask.shape)
