@@ -76,15 +76,20 @@ def register_export_model(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("export-model", help="export the visual model to ONNX with its card", description="Export the ImageNet EfficientNet-Lite0 trunk to ONNX (+ model card).")
     p.add_argument("--out", type=Path, default=Path("engines"), help="output directory (default: engines)")
     p.add_argument("--size", type=int, default=320, help="input height and width (default: 320)")
+    p.add_argument("--manet", type=Path, default=None, metavar="CHECKPOINT", help="export a trained MANet (shadematch train) instead of the ImageNet trunk")
     p.set_defaults(handler=_export_model)
 
 
 def _export_model(args: argparse.Namespace) -> int:
     try:
+        from .manet_export import export_manet_model
         from .onnx_export import export_visual_model
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    path = export_visual_model(args.out, size=args.size)
+    if args.manet is not None:
+        path = export_manet_model(args.manet, args.out, size=args.size)
+    else:
+        path = export_visual_model(args.out, size=args.size)
     print(f"wrote {path}")
     return 0
 
@@ -188,4 +193,49 @@ def _text_teacher(args: argparse.Namespace) -> int:
     if not photos:
         raise ShadematchError(f"no .jpg or .png photos under {', '.join(map(str, args.photos))}")
     print(f"wrote {pseudo_label(photos, args.out)} ({len(photos)} photos)")
+    return 0
+
+
+def register_train(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("train", help="train MANet on a catalogue", description="Train (or resume) MANet: classification on the catalogue's groups (or TF-IDF keyword categories of its titles) + Dice on pseudo-saliency masks (seed 002).")
+    p.add_argument("--catalog", required=True, type=Path, help="training catalogue CSV (id,image,title[,group])")
+    p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
+    p.add_argument("--east", type=Path, default=None, help="EAST training checkpoint for the frozen text branch")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--size", type=int, default=256, help="training input size (multiple of 32)")
+    p.add_argument("--views", type=int, default=2, help="augmented views cached per photo")
+    p.add_argument("--catalogue-views", type=int, default=16, help="augmented store-like views per catalogue cut-out")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lambda-dice", type=float, default=0.5)
+    p.add_argument("--no-saliency", action="store_true", help="ablation: S := 1")
+    p.add_argument("--no-text", action="store_true", help="ablation: T := 1 (no EAST needed)")
+    p.add_argument("--train-from-block", type=int, default=15, help="backbone blocks before this are frozen and cached (11..16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad catalogue rows (each is reported)")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        from .catalog import read_catalog_csv, settle_problems
+        from .train.categories import categories_from_groups, categories_from_titles
+        from .train.manet import ManetConfig, load_examples, train_manet
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    if not args.no_text and args.east is None:
+        raise ShadematchError("the text branch needs --east CHECKPOINT (or --no-text)")
+    rows, problems = read_catalog_csv(args.catalog)
+    settle_problems(args.catalog, problems, args.skip_bad)
+    found = categories_from_groups([row.group for row in rows])
+    labels, names = found if found else categories_from_titles([row.title for row in rows])
+    config = ManetConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr,
+                         lambda_dice=args.lambda_dice, use_saliency=not args.no_saliency, use_text=not args.no_text,
+                         east_checkpoint=str(args.east or ""), seed=args.seed, views=args.views,
+                         catalogue_views=args.catalogue_views, train_from_block=args.train_from_block)
+    examples = load_examples(rows, labels, max_side=int(args.size * 1.5))
+    print(f"{len(examples)} training images in {len(names)} categories "
+          f"({sum(e.catalogue for e in examples)} catalogue cut-outs)")
+    print(f"checkpoint: {train_manet(examples, len(names), args.out, config, until=args.until)}")
     return 0

@@ -152,7 +152,7 @@ def check_parity(model: torch.nn.Module, onnx_bytes: bytes, size: int,
     return results
 
 
-def _export_bytes(model: torch.nn.Module, size: int, opset: int) -> bytes:
+def _export_bytes(model: torch.nn.Module, size: int, opset: int, output_names: tuple[str, ...] = OUTPUT_NAMES) -> bytes:
     """Serialized ONNX of `model` at a fixed size with a symbolic batch axis, checked against the contract."""
     example = torch.zeros(_TRACE_BATCH, 3, size, size)
     with _quiet_exporter():
@@ -161,7 +161,7 @@ def _export_bytes(model: torch.nn.Module, size: int, opset: int) -> bytes:
             (example,),
             None,
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(output_names),
             dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch")}},
             opset_version=max(opset, _MIN_DYNAMO_OPSET),
             dynamo=True,
@@ -175,7 +175,7 @@ def _export_bytes(model: torch.nn.Module, size: int, opset: int) -> bytes:
         proto = version_converter.convert_version(proto, opset)
     _strip_debug_metadata(proto)
     onnx.checker.check_model(proto, full_check=True)
-    _check_contract(proto, size, opset)
+    _check_contract(proto, size, opset, output_names)
     return proto.SerializeToString()
 
 
@@ -194,17 +194,18 @@ def _strip_debug_metadata(proto: onnx.ModelProto) -> None:
     proto.doc_string = ""
 
 
-def _check_contract(proto: onnx.ModelProto, size: int, opset: int) -> None:
+def _check_contract(proto: onnx.ModelProto, size: int, opset: int, output_names: tuple[str, ...] = OUTPUT_NAMES) -> None:
     """Input/output names, dtypes and shapes per DEVELOPERS.md, and a symbolic (not fixed) batch dimension."""
     graph = proto.graph
     inputs = [i.name for i in graph.input]
     outputs = [o.name for o in graph.output]
-    if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
+    if inputs != [INPUT_NAME] or outputs != list(output_names):
         raise RuntimeError(f"exported graph has inputs {inputs} and outputs {outputs}")
     found_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if found_opset != opset:
         raise RuntimeError(f"exported graph has opset {found_opset}, wanted {opset}")
-    expected = {INPUT_NAME: (3, size, size), "X": (FEATURE_DIM, None, None), "S": (1, None, None)}
+    # T (MANet's text mask, for inspection) is a one-channel map on the feature grid like S.
+    expected = {INPUT_NAME: (3, size, size), "X": (FEATURE_DIM, None, None), "S": (1, None, None), "T": (1, None, None)}
     for value in list(graph.input) + list(graph.output):
         tensor = value.type.tensor_type
         if tensor.elem_type != onnx.TensorProto.FLOAT:

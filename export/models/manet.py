@@ -264,8 +264,42 @@ class MANet(nn.Module):
         X_tilde = T * X  # eq. 3: X~_kij = T_ij * X_kij (broadcast over channels k)
         return MANetOutput(None, X_tilde, S, T, t_prob, x0)
 
+    def frozen_prefix(self, image: torch.Tensor, split: int) -> tuple[torch.Tensor, ...]:
+        """What a CPU run may cache per augmented view when backbone blocks [0, split) are frozen (split > the
+        saliency taps): (C8, C16, the input of block ``split``, EAST's pooled text probability)."""
+        b = self.backbone
+        if split <= SALIENCY_TAPS[1]:
+            raise ValueError(f"split must come after the saliency taps {SALIENCY_TAPS}, got {split}")
+        x = F.relu6(b._bn0(b._conv_stem(image)))
+        taps = []
+        for i, block in enumerate(b._blocks[:split]):
+            x = block(x)
+            if i in SALIENCY_TAPS:
+                taps.append(x)
+        grid = (image.shape[-2] // 32, image.shape[-1] // 32)
+        if self.east is not None:
+            t_prob = text_probability(self.east(image)[0], grid)
+        else:
+            t_prob = torch.zeros(image.shape[0], 1, *grid, dtype=image.dtype, device=image.device)
+        return taps[0], taps[1], x, t_prob
+
+    def forward_from_prefix(self, c8: torch.Tensor, c16: torch.Tensor, x: torch.Tensor, t_prob: torch.Tensor,
+                            split: int) -> MANetOutput:
+        """The rest of ``forward`` after ``frozen_prefix``: identical results, trainable part only."""
+        b = self.backbone
+        for block in b._blocks[split:]:
+            x = block(x)
+        x0 = F.relu6(b._bn1(b._conv_head(x)))
+        ones = torch.ones_like(x0[:, :1])
+        S = self.saliency(c8, c16, x0) if self.saliency is not None else ones
+        T = adjusted_text_mask(t_prob) if self.east is not None else ones  # eq. 2
+        X_tilde = T * (x0 * S)  # eq. 3
+        return self._classify(MANetOutput(None, X_tilde, S, T, t_prob, x0))
+
     def forward(self, image: torch.Tensor) -> MANetOutput:
-        out = self.attend(image)
+        return self._classify(self.attend(image))
+
+    def _classify(self, out: MANetOutput) -> MANetOutput:
         if self.classifier is not None:
             if self.gem is not None:
                 pooled = self.gem(out.X_tilde)

@@ -101,7 +101,7 @@ Decoding: score threshold 0.8, locality-aware NMS at IoU 0.2 (`runtime.text.deco
   packaging-like backgrounds (gradients, cylinders, panels, blurred crops of Grocery Store train photos); the
   label quads are exact (the same homography moves pixels and corners).
 - Real-domain adaptation: PP-OCRv4 detection boxes (from `rapidocr-onnxruntime`, used as a teacher at training
-  time only) on Grocery Store train photos of the Packages group and the 81 catalogue images.
+  time only) on Grocery Store train photos (all groups) and the 81 catalogue images. Val photos are only scored.
 - Recipe: {json.dumps(config)}; steps done: {card['training'].get('steps_done', '?')}.
 
 ## Metrics (ICDAR-style, IoU >= 0.5, one-to-one)
@@ -121,8 +121,14 @@ Decoding: score threshold 0.8, locality-aware NMS at IoU 0.2 (`runtime.text.deco
 ```sh
 shadematch text-data --out data/synth --count 3000 --seed 1 --photos ../shared/data/grocery-store/dataset/train
 shadematch text-teacher --photos ../shared/data/grocery-store/dataset/train/Packages ../shared/data/grocery-store/dataset/iconic-images-and-descriptions --out data/teacher
-shadematch text-train --data data/synth data/teacher --out runs/east --steps {config.get('steps', 'N')}
-shadematch text-export --checkpoint runs/east/checkpoint.pt --out engines --eval synthetic=data/synth_test teacher=data/teacher_val
+shadematch text-teacher --photos ../shared/data/grocery-store/dataset/train/Fruit ../shared/data/grocery-store/dataset/train/Vegetables --out data/teacher_fv
+shadematch text-data --out data/synth_test --count 300 --seed 999
+shadematch text-teacher --photos ../shared/data/grocery-store/dataset/val --out data/teacher_val
+# stage 1: synthetic + Packages/catalogue teacher labels, shares by size
+shadematch text-train --data data/synth data/teacher --out runs/east1 --steps 1000
+# stage 2: fine-tune with all real teacher labels weighed up
+shadematch text-train --data data/synth data/teacher data/teacher_fv --data-weights 0.4 0.3 0.3 --init runs/east1/checkpoint.pt --out runs/east2 --steps 1000 --lr 5e-4
+shadematch text-export --checkpoint runs/east2/checkpoint.pt --out engines --eval synthetic_heldout=data/synth_test teacher_val_photos=data/teacher_val
 ```
 """
 

@@ -6,7 +6,6 @@ sees exactly the batches an uninterrupted one would have, without storing a samp
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,10 +16,10 @@ import torch
 from PIL import Image
 
 from ..models.east import build_east
+from ..train.checkpoint import CHECKPOINT, resume, save_checkpoint
 from .labels import Sample, make_targets, read_samples
 from .losses import east_loss
 
-CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
 #: EfficientNet-Lite convention, as the visual model's card says.
 MEAN, STD = 127.0, 128.0
@@ -115,16 +114,8 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
-    start = 0
     checkpoint = out / CHECKPOINT
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != asdict(config):
-            raise ValueError(f"{checkpoint} was made with another configuration: {state['config']}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        start = int(state["step"])
+    start = resume(checkpoint, asdict(config), device, model=model, optimizer=optimizer, schedule=schedule)
     loader = torch.utils.data.DataLoader(Batches(groups, config, start, min(until or config.steps, config.steps)), batch_size=None, num_workers=1,
                                          persistent_workers=False)
     model.train()
@@ -143,15 +134,8 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
                                       "lr": schedule.get_last_lr()[0], **parts}) + "\n")
                 log.flush()
             if step % config.checkpoint_every == 0 or step == config.steps or step == until:
-                _save(checkpoint, model, optimizer, schedule, step, config)
+                save_checkpoint(checkpoint, step, asdict(config), model=model, optimizer=optimizer, schedule=schedule)
     return checkpoint
-
-
-def _save(path: Path, model: torch.nn.Module, optimizer, schedule, step: int, config: TrainConfig) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "step": step, "config": asdict(config)}, tmp)
-    os.replace(tmp, path)
 
 
 def load_trained(checkpoint: Path) -> torch.nn.Module:

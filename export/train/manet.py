@@ -1,0 +1,229 @@
+"""MANet training (seed 002): classification + lambda * Dice (eq. 1) on pseudo-saliency masks.
+
+Pseudo masks, and why: no saliency labels exist for a shop's catalogue.
+- Clean catalogue images (product on a plain background) are pasted into store-like scenes by
+  ``augment.store_like``; the product's cut-out mask travels with the same warp, so their mask is exact.
+- Real photos get the channel energy of the frozen ImageNet trunk's last-conv features (objects light up, the
+  shelf does not), computed once per photo on the unaugmented image and warped with each augmentation.
+Both are pooled to the feature grid and binarised at their mean, as eq. 1 prescribes.
+
+Views and batches are drawn from generators seeded by (seed, image, view) and (seed, step): reproducible, and a
+resumed run sees the batches an uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from runtime.image import load_image
+
+from ..catalog import CatalogRow
+from ..models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
+from ..models.manet import MANet
+from ..text.train import load_trained
+from .augment import photo_augment, store_like
+from .checkpoint import CHECKPOINT, resume, save_checkpoint
+from .losses import dice_loss
+from .saliency import channel_energy, foreground_mask, pseudo_mask_from_product_mask
+
+LOG = "train_log.jsonl"
+MEAN, STD = 127.0, 128.0
+#: A catalogue image has a plain border: this share of its border pixels within this distance of the median.
+PLAIN_BORDER_SHARE = 0.8
+PLAIN_TOLERANCE = 16
+
+
+@dataclass(frozen=True)
+class ManetConfig:
+    steps: int = 1500
+    batch_size: int = 32
+    size: int = 256
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 1e-4
+    lambda_dice: float = 0.5
+    #: Augmented views cached per photo, and per clean catalogue cut-out (few of those, each made to look like
+    #: many different store photos).
+    views: int = 2
+    catalogue_views: int = 16
+    #: Backbone blocks before this one are frozen (and cached per view); Lite0 has 16 blocks, 15 is the last.
+    train_from_block: int = 15
+    use_saliency: bool = True
+    use_text: bool = True
+    east_checkpoint: str = ""
+    seed: int = 0
+    checkpoint_every: int = 50
+    log_every: int = 10
+
+
+@dataclass
+class Example:
+    """A decoded training image, its class and its full-resolution pseudo-saliency source."""
+
+    pixels: np.ndarray  # H x W x 3 uint8
+    label: int
+    catalogue: bool
+    mask: np.ndarray  # H x W float32: exact product mask (catalogue) or ImageNet channel energy (photo)
+
+
+def is_catalogue_image(pixels: np.ndarray) -> bool:
+    """Mostly plain border, as catalogue cut-outs have (the product may touch an edge) and store photos do not."""
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int16)
+    plain = np.all(np.abs(border - np.median(border, axis=0)) <= PLAIN_TOLERANCE, axis=1)
+    return float(plain.mean()) >= PLAIN_BORDER_SHARE
+
+
+def load_examples(rows: Sequence[CatalogRow], labels: Sequence[int], max_side: int) -> list[Example]:
+    """Decode every row once (kept small in memory) and make its pseudo-saliency source."""
+    trunk = VisualTrunk(load_imagenet_lite0()).eval()
+    examples = []
+    for row, label in zip(rows, labels):
+        if label < 0:
+            continue
+        image = load_image(row.image)
+        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
+        if is_catalogue_image(pixels):
+            examples.append(Example(pixels, label, True, foreground_mask(pixels)))
+        else:
+            examples.append(Example(pixels, label, False, _energy(trunk, pixels)))
+    return examples
+
+
+@torch.no_grad()
+def _energy(trunk: VisualTrunk, pixels: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy((pixels.astype(np.float32) - MEAN) / STD).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=(320, 320), mode="bilinear", align_corners=False)
+    features, _ = trunk(x)
+    energy = channel_energy(features)
+    return F.interpolate(energy, size=pixels.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def augmented_view(example: Example, photos: Sequence[Example], rng: np.random.Generator,
+                   config: ManetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One store-like view of a catalogue cut-out (exact mask) or an augmented real photo (energy mask)."""
+    if example.catalogue:
+        background = photos[rng.integers(len(photos))].pixels if photos and rng.random() < 0.5 else None
+        return store_like(example.pixels, example.mask, rng, config.size, background=background)
+    return photo_augment(example.pixels, example.mask, rng, config.size)
+
+
+@dataclass
+class CachedViews:
+    """Frozen-prefix outputs of augmented views (MANet.frozen_prefix), their pseudo masks and labels."""
+
+    c8: torch.Tensor  # float16
+    c16: torch.Tensor  # float16
+    x: torch.Tensor  # float16, the input of the first trained block
+    t_prob: torch.Tensor
+    mask: torch.Tensor
+    label: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+@torch.no_grad()
+def cache_views(model: MANet, examples: Sequence[Example], config: ManetConfig, device: str) -> CachedViews:
+    """Augment every image ``views`` times (catalogue cut-outs ``catalogue_views`` times) and run the frozen
+    prefix once per view.
+
+    On a CPU the frozen backbone stages and the frozen EAST are most of the cost of a training step; running them
+    once per view instead of once per step makes MANet trainable here, at the price of a fixed set of views.
+    """
+    photos = [e for e in examples if not e.catalogue]
+    grid = (config.size // 32, config.size // 32)
+    jobs = [(i, v) for i, e in enumerate(examples) for v in range(config.catalogue_views if e.catalogue else config.views)]
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("c8", "c16", "x", "t_prob", "mask", "label")}
+    model.eval()
+    for start in range(0, len(jobs), 32):
+        images, masks, labels = [], [], []
+        for i, v in jobs[start : start + 32]:
+            rng = np.random.default_rng((config.seed, i, v))
+            image, mask = augmented_view(examples[i], photos, rng, config)
+            images.append((image.astype(np.float32) - MEAN) / STD)
+            masks.append(pseudo_mask_from_product_mask(mask, grid))
+            labels.append(examples[i].label)
+        batch = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))).to(device)
+        c8, c16, x, t_prob = model.frozen_prefix(batch, config.train_from_block)
+        parts["c8"].append(c8.half().cpu())
+        parts["c16"].append(c16.half().cpu())
+        parts["x"].append(x.half().cpu())
+        parts["t_prob"].append(t_prob.cpu())
+        parts["mask"].append(torch.cat(masks))
+        parts["label"].append(torch.tensor(labels))
+    return CachedViews(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+def build_model(num_classes: int, config: ManetConfig, pretrained: bool = True) -> MANet:
+    """MANet with backbone blocks [0, train_from_block) frozen (what ``frozen_prefix`` computes)."""
+    east = load_trained(Path(config.east_checkpoint)) if config.use_text else None
+    model = MANet(num_classes, east, use_saliency=config.use_saliency, use_text=config.use_text, pretrained=pretrained)
+    trunk = model.backbone
+    for module in (trunk._conv_stem, trunk._bn0, *trunk._blocks[: config.train_from_block]):
+        module.requires_grad_(False)
+    return model
+
+
+def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config: ManetConfig,
+                device: str | None = None, until: int | None = None) -> Path:
+    """Train (or resume) MANet on cached views; returns the checkpoint path. ``until`` stops early (checkpointed)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(config.seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(num_classes, config).to(device)
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    others = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
+    optimizer = torch.optim.AdamW([{"params": backbone, "lr": config.lr * config.backbone_lr_scale},
+                                   {"params": others, "lr": config.lr}], weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[config.lr * config.backbone_lr_scale, config.lr], total_steps=config.steps, pct_start=0.1)
+    checkpoint = out / CHECKPOINT
+    state = {"num_classes": num_classes, **asdict(config)}
+    start = resume(checkpoint, state, device, model=model, optimizer=optimizer, schedule=schedule)
+    stop = min(until or config.steps, config.steps)
+    started = time.perf_counter()
+    views = cache_views(model, examples, config, device)
+    with open(out / LOG, "a", encoding="utf-8") as log:
+        log.write(json.dumps({"cached_views": len(views), "seconds": round(time.perf_counter() - started, 1)}) + "\n")
+        model.train()
+        for step in range(start + 1, stop + 1):
+            picks = torch.from_numpy(np.random.default_rng((config.seed, step)).integers(len(views), size=config.batch_size))
+            output = model.forward_from_prefix(
+                views.c8[picks].float().to(device), views.c16[picks].float().to(device),
+                views.x[picks].float().to(device), views.t_prob[picks].to(device), config.train_from_block)
+            labels = views.label[picks].to(device)
+            l_cls = F.cross_entropy(output.logits, labels)
+            l_dice = dice_loss(output.S, views.mask[picks].to(device)) if config.use_saliency else torch.zeros((), device=device)
+            loss = l_cls + config.lambda_dice * l_dice  # classification + lambda * eq. 1
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if step % config.log_every == 0 or step == stop:
+                accuracy = float((output.logits.argmax(1) == labels).float().mean())
+                log.write(json.dumps({"step": step, "seconds": round(time.perf_counter() - started, 1),
+                                      "classification": round(l_cls.item(), 4), "dice": round(l_dice.item(), 4),
+                                      "batch_accuracy": round(accuracy, 3)}) + "\n")
+                log.flush()
+            if step % config.checkpoint_every == 0 or step == stop:
+                save_checkpoint(checkpoint, step, state, model=model, optimizer=optimizer, schedule=schedule)
+    return checkpoint
+
+
+def load_manet(checkpoint: Path) -> MANet:
+    """The trained MANet (eval mode) from a training checkpoint."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = ManetConfig(**{k: v for k, v in state["config"].items() if k != "num_classes"})
+    model = build_model(state["config"]["num_classes"], config, pretrained=False)
+    model.load_state_dict(state["model"])
+    return model.eval()

@@ -1,0 +1,67 @@
+"""MANet training on cached views: the split forward equals the whole one, a short run learns, resume works."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("cv2")
+
+from .conftest import DEMO  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def examples():
+    from export.catalog import read_catalog_csv
+    from export.train.categories import categories_from_groups
+    from export.train.manet import load_examples
+
+    rows, problems = read_catalog_csv(DEMO / "catalog.csv")
+    assert not problems
+    labels, names = categories_from_groups([row.group for row in rows])
+    return load_examples(rows[:8], labels[:8], max_side=160), len(names)
+
+
+def test_catalogue_cut_outs_are_told_from_photos(examples) -> None:
+    found, _ = examples
+    # The demo catalogue alternates iconic cut-out and store photo rows.
+    assert [e.catalogue for e in found] == [True, False] * 4
+    for example in found:
+        assert example.mask.shape == example.pixels.shape[:2]
+
+
+def test_split_forward_equals_the_whole_forward() -> None:
+    from export.models.east import build_east
+    from export.models.manet import MANet
+
+    torch.manual_seed(0)
+    model = MANet(5, build_east(pretrained=False), pretrained=False).eval()
+    image = torch.rand(2, 3, 128, 128) * 2 - 1
+    with torch.no_grad():
+        whole = model(image)
+        c8, c16, x, t_prob = model.frozen_prefix(image, 15)
+        split = model.forward_from_prefix(c8, c16, x, t_prob, 15)
+    torch.testing.assert_close(split.logits, whole.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(split.X_tilde, whole.X_tilde, rtol=1e-4, atol=1e-5)
+
+
+def test_short_run_learns_and_resumes(examples, tmp_path: Path) -> None:
+    from export.train.manet import ManetConfig, train_manet
+
+    torch.set_num_threads(1)
+    found, classes = examples
+    config = ManetConfig(steps=12, batch_size=8, size=96, lr=3e-3, use_text=False, views=2, catalogue_views=3,
+                         checkpoint_every=6, log_every=1)
+    train_manet(found, classes, tmp_path / "run", config, until=6)
+    checkpoint = train_manet(found, classes, tmp_path / "run", config)
+    log = [line for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines() if '"step"' in line]
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in log]
+    assert steps == list(range(1, 13))
+    losses = [float(line.split('"classification": ')[1].split(",")[0]) for line in log]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert torch.load(checkpoint, weights_only=False)["step"] == 12
+    with pytest.raises(ValueError, match="another configuration"):
+        train_manet(found, classes, tmp_path / "run", replace(config, lr=1.0))
