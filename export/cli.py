@@ -107,6 +107,7 @@ def register_text_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data-weights", type=float, nargs="+", default=(), help="share of each --data directory in a batch (default: by size)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (fine-tuning)")
     p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
+    p.add_argument("--score-loss", choices=("dice", "balanced_ce"), default="dice", help="score-map loss (default: dice)")
     p.set_defaults(handler=_text_train)
 
 
@@ -117,7 +118,7 @@ def _text_train(args: argparse.Namespace) -> int:
         raise _needs_export_extra(exc) from None
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr,
                          freeze_stages=args.freeze_stages, seed=args.seed, data_weights=tuple(args.data_weights),
-                         init=str(args.init or ""))
+                         init=str(args.init or ""), score_loss=args.score_loss)
     print(f"checkpoint: {train(args.data, args.out, config, until=args.until)}")
     return 0
 
@@ -228,7 +229,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ShadematchError("the text branch needs --east CHECKPOINT (or --no-text)")
     rows, problems = read_catalog_csv(args.catalog)
     settle_problems(args.catalog, problems, args.skip_bad)
-    found = categories_from_groups([row.group for row in rows])
+    found = categories_from_groups([row.group for row in rows], [row.id for row in rows])
     labels, names = found if found else categories_from_titles([row.title for row in rows])
     config = ManetConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr,
                          lambda_dice=args.lambda_dice, use_saliency=not args.no_saliency, use_text=not args.no_text,

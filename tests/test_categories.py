@@ -9,9 +9,11 @@ from export.train.categories import categories_from_groups, categories_from_titl
 
 
 def test_groups_are_used_as_they_are() -> None:
-    labels, names = categories_from_groups(["milk", "juice", "milk"])
+    labels, names = categories_from_groups(["milk", "juice", "milk"], ["1", "2", "3"])
     assert names == ["juice", "milk"] and labels == [1, 0, 1]
-    assert categories_from_groups(["a", "b", "c"]) is None
+    labels, names = categories_from_groups(["a", "b"], ["1", "2"])  # one image per product
+    assert labels == [0, 1]
+    assert categories_from_groups(["1", "2", "3"], ["1", "2", "3"]) is None  # no group column
 
 
 def test_keyword_categories_group_titles_by_their_strongest_keyword() -> None:

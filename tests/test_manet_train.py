@@ -21,7 +21,7 @@ def examples():
 
     rows, problems = read_catalog_csv(DEMO / "catalog.csv")
     assert not problems
-    labels, names = categories_from_groups([row.group for row in rows])
+    labels, names = categories_from_groups([row.group for row in rows], [row.id for row in rows])
     return load_examples(rows[:8], labels[:8], max_side=160), len(names)
 
 

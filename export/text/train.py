@@ -41,6 +41,8 @@ class TrainConfig:
     data_weights: tuple[float, ...] = ()
     #: Checkpoint whose model weights start the run (fine-tuning); the optimiser starts afresh.
     init: str = ""
+    #: "dice" (the shipped model) or "balanced_ce" (the paper's class-balanced cross-entropy); see losses.py.
+    score_loss: str = "dice"
 
 
 def augment(sample: Sample, rng: np.random.Generator, size: int, min_crop: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -124,7 +126,8 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
         for step, batch in enumerate(loader, start=start + 1):
             batch = {key: value.to(device) for key, value in batch.items()}
             score, geometry = model(batch["image"])
-            loss, parts = east_loss(score, geometry, batch["score"], batch["geometry"], batch["mask"])
+            loss, parts = east_loss(score, geometry, batch["score"], batch["geometry"], batch["mask"],
+                                    score_loss=config.score_loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

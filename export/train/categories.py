@@ -1,7 +1,7 @@
 """Training categories for MANet's classification head.
 
-A catalogue's `group` column names product identities and is used as it is. A catalogue with titles only
-(every group is its own id) gets categories the way seed 002 built Perfect-30K's 44: the keywords with the
+A catalogue's `group` column names product identities and is used as it is (one image per product is fine:
+store-like augmentation makes the views). A catalogue with titles only (no group column) gets categories the way seed 002 built Perfect-30K's 44: the keywords with the
 largest TF-IDF weight over the titles not yet covered become categories, one by one, and each title joins
 the keyword it weighs most; titles with none of the keywords are left out of training.
 """
@@ -16,11 +16,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 DEFAULT_CATEGORIES = 44
 
 
-def categories_from_groups(groups: Sequence[str]) -> tuple[list[int], list[str]] | None:
-    """Class index per row and class names, or None when groups are all distinct (nothing to learn from)."""
-    names = sorted(set(groups))
-    if len(names) == len(groups):
+def categories_from_groups(groups: Sequence[str], ids: Sequence[str]) -> tuple[list[int], list[str]] | None:
+    """Class index per row and class names; None when the catalogue has no groups (each defaulted to its id)."""
+    if all(group == id_ for group, id_ in zip(groups, ids)):
         return None
+    names = sorted(set(groups))
     index = {name: i for i, name in enumerate(names)}
     return [index[g] for g in groups], names
 
