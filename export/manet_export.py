@@ -11,7 +11,7 @@ import onnxruntime as ort
 import torch
 
 from .models.manet import InferenceGraph
-from .onnx_export import INPUT_NAME, _atomic_write, _export_bytes, build_card
+from .onnx_export import INPUT_NAME, _export_bytes, build_card, write_model_files
 from .train.manet import load_manet
 
 NAME = "manet_lite0"
@@ -40,13 +40,7 @@ def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: s
         "rebuild": "shadematch train --catalog CATALOG.csv --out RUN --east EAST_CHECKPOINT; "
                    "shadematch export-model --manet RUN/checkpoint.pt --out engines",
     })
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.onnx"
-    _atomic_write(path, data)
-    _atomic_write(out_dir / f"{name}.card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    _atomic_write(out_dir / f"{name}.md", human_card(card, len(data)).encode("utf-8"))
-    return path
+    return write_model_files(out_dir, name, data, card, human_card(card, len(data)))
 
 
 def check_parity(graph: torch.nn.Module, data: bytes, size: int, seed: int = 0) -> list[dict[str, float]]:

@@ -73,7 +73,6 @@ def export_visual_model(out_dir: Path, name: str = DEFAULT_NAME, size: int = 320
     """
     if size < 32:
         raise ValueError(f"input size must be at least 32 pixels, got {size}")
-    out_dir = Path(out_dir)
     trunk = VisualTrunk(load_imagenet_lite0()).eval()
     onnx_bytes = _export_bytes(trunk, size, opset)
     parity = check_parity(trunk, onnx_bytes, size)
@@ -86,12 +85,18 @@ def export_visual_model(out_dir: Path, name: str = DEFAULT_NAME, size: int = 320
 
     sha = hashlib.sha256(onnx_bytes).hexdigest()
     card = build_card(name, sha, size)
+    return write_model_files(out_dir, name, onnx_bytes, card, _human_card(card, opset, len(onnx_bytes), parity))
+
+
+def write_model_files(out_dir: Path, name: str, onnx_bytes: bytes, card: dict[str, Any], human: str) -> Path:
+    """The shipped trio `<name>.onnx`, `.card.json`, `.md`, each written atomically; returns the ONNX path."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / f"{name}.onnx"
-    _atomic_write(onnx_path, onnx_bytes)
+    path = out_dir / f"{name}.onnx"
+    _atomic_write(path, onnx_bytes)
     _atomic_write(out_dir / f"{name}.card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    _atomic_write(out_dir / f"{name}.md", _human_card(card, opset, len(onnx_bytes), parity).encode("utf-8"))
-    return onnx_path
+    _atomic_write(out_dir / f"{name}.md", human.encode("utf-8"))
+    return path
 
 
 def build_card(name: str, sha256: str, size: int) -> dict[str, Any]:

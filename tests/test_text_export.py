@@ -20,7 +20,11 @@ def test_export_parity_and_card(tmp_path: Path) -> None:
     model = build_east(pretrained=False)
     checkpoint = tmp_path / "checkpoint.pt"
     torch.save({"model": model.state_dict(), "config": {}, "step": 0}, checkpoint)
-    path = export_text_model(checkpoint, tmp_path / "engines", metrics={"synthetic": {"f_score": 0.0}}, training={})
+    from export.text.evaluate import DetectionScore
+
+    metrics = {"synthetic": DetectionScore(images=2, true_positives=3, detections=4, ground_truth=5).to_dict()}
+    path = export_text_model(checkpoint, tmp_path / "engines", metrics=metrics, training={})
+    assert "| synthetic | 2 | 0.750 | 0.600 | 0.667 |" in path.with_name("east_lite0.md").read_text()
     card = json.loads(path.with_name("east_lite0.card.json").read_text())
     assert card["sha256"] == sha256_file(path) and card["task"] == "text"
     assert all(p["geometry_px"] < 0.05 for p in card["parity"])

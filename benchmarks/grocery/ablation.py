@@ -67,19 +67,29 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--per-group", type=int, default=0,
+                        help="keep at most this many photos per group in the gallery (0: all), plus every catalogue image")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(2)
     spec = InputSpec("image", args.size, args.size, (127.0,) * 3, (128.0,) * 3, "shorter_side_center_crop")
     rows, problems = read_catalog_csv(args.catalog)
     assert not problems, problems
+    if args.per_group:
+        kept: dict[str, int] = {}
+        reduced = []
+        for row in rows:  # ids starting "iconic-" are the catalogue images (benchmarks/grocery/prepare.py)
+            if row.id.startswith("iconic-") or kept.get(row.group, 0) < args.per_group:
+                reduced.append(row)
+                kept[row.group] = kept.get(row.group, 0) + (not row.id.startswith("iconic-"))
+        rows = reduced
     queries = read_queries(args.queries)
     manet = load_manet(args.checkpoint)
     gallery = descriptors([r.image for r in rows], manet, spec)
     probes = descriptors([q.image for q in queries], manet, spec)
     text_map = build_text_map([r.title for r in rows])
     groups = [r.group for r in rows]
-    report = {"size": args.size, "gallery": len(rows), "queries": len(queries), "rows": {}}
+    report = {"size": args.size, "gallery": len(rows), "per_group": args.per_group, "queries": len(queries), "rows": {}}
     for name in gallery:
         report["rows"][name] = {
             "visual": score(gallery[name], probes[name], groups, [q.group for q in queries],

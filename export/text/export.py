@@ -12,7 +12,7 @@ import onnxruntime as ort
 import torch
 from onnx import version_converter
 
-from ..onnx_export import _MIN_DYNAMO_OPSET, _atomic_write, _quiet_exporter, _strip_debug_metadata
+from ..onnx_export import _MIN_DYNAMO_OPSET, _quiet_exporter, _strip_debug_metadata, write_model_files
 from .train import load_trained
 
 NAME = "east_lite0"
@@ -62,13 +62,7 @@ def export_text_model(checkpoint: Path, out_dir: Path, metrics: dict[str, Any], 
         },
         "rebuild": "see engines/east_lite0.md",
     }
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.onnx"
-    _atomic_write(path, data)
-    _atomic_write(out_dir / f"{name}.card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    _atomic_write(out_dir / f"{name}.md", human_card(card, len(data)).encode("utf-8"))
-    return path
+    return write_model_files(out_dir, name, data, card, human_card(card, len(data)))
 
 
 def human_card(card: dict[str, Any], n_bytes: int) -> str:
