@@ -240,3 +240,30 @@ def _train(args: argparse.Namespace) -> int:
           f"({sum(e.catalogue for e in examples)} catalogue cut-outs)")
     print(f"checkpoint: {train_manet(examples, len(names), args.out, config, until=args.until)}")
     return 0
+
+
+def register_text_data(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("text-data", help="render synthetic text images to train the EAST detector",
+                            description="Render seeded synthetic product-like images with exact text quadrilaterals "
+                                        "(NNNNNN.jpg + labels.jsonl, DEVELOPERS.md 'Text detector (EAST)').")
+    p.add_argument("--out", required=True, type=Path, help="sample directory to write (replaced if it holds a previous set)")
+    p.add_argument("--count", required=True, type=int, help="number of images")
+    p.add_argument("--seed", required=True, type=int, help="seed: the same seed gives byte-identical files")
+    p.add_argument("--size", type=int, default=320, help="image height and width in pixels (default: 320)")
+    p.add_argument("--photos", type=Path, default=None, help="optional folder of real photos whose blurred crops serve as backgrounds")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1); the output does not depend on it")
+    p.set_defaults(handler=_text_data)
+
+
+def _text_data(args: argparse.Namespace) -> int:
+    import time
+
+    try:
+        from .text.synth import generate
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    start = time.perf_counter()
+    out = generate(args.out, args.count, args.seed, size=args.size, photo_dir=args.photos, workers=args.workers)
+    seconds = time.perf_counter() - start
+    print(f"wrote {out}: {args.count} images in {seconds:.1f} s ({args.count / max(seconds, 1e-9):.1f} images/s)")
+    return 0

@@ -1,7 +1,6 @@
 """export.text.synth (synthetic EAST training images) and export.text.labels (targets, sample reader)."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -194,11 +193,10 @@ def test_photo_backgrounds_are_optional_and_used(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
-def test_cli_hook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser()
-    synth.register_text_data(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["text-data", "--out", str(tmp_path / "cli"), "--count", "2", "--seed", "4", "--size", "96"])
-    assert args.handler(args) == 0
+def test_cli_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime.cli import main
+
+    assert main(["text-data", "--out", str(tmp_path / "cli"), "--count", "2", "--seed", "4", "--size", "96"]) == 0
     assert "2 images" in capsys.readouterr().out
     assert len(read_samples(tmp_path / "cli")) == 2
 

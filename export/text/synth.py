@@ -20,28 +20,24 @@ faint ink at most ~0.5 px (times the local scale) outside a quad.
 
 Reproducible: image `index` depends only on (seed, index, size, the font files, the photo list), through
 ``numpy.random.default_rng([seed, index])``, so any number of workers writes byte-identical files.
-
-Only the standard library is imported at module level: the `shadematch` CLI loads `register_text_data` at every
-start, and numpy / OpenCV / Pillow load when the command runs.
 """
 from __future__ import annotations
 
-import argparse
 import colorsys
 import json
 import math
 import os
 import shutil
 import tempfile
-import time
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from runtime.errors import ShadematchError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: Where the Debian packages fonts-dejavu-core / fonts-dejavu-extra put the DejaVu TrueType fonts.
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -158,7 +154,6 @@ def find_fonts(font_dir: Path = FONT_DIR) -> list[Path]:
 
 @lru_cache(maxsize=1024)
 def _font(path: str, px: int):
-    from PIL import ImageFont
 
     return ImageFont.truetype(path, px)
 
@@ -181,14 +176,12 @@ def _luma(c) -> float:
 
 
 def _hsv(h: float, s: float, v: float):
-    import numpy as np
 
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
 
 
 def _packaging_colour(rng):
     """A colour as printed on packaging: neutrals, pastels, deep and saturated colours, metallics."""
-    import numpy as np
 
     r = rng.random()
     if r < 0.22:
@@ -204,7 +197,6 @@ def _packaging_colour(rng):
 
 def _with_luma(colour, target: float):
     """Blend ``colour`` with black or white so that its luma is ``target``."""
-    import numpy as np
 
     y = _luma(colour)
     if abs(target - y) < 1e-6:
@@ -227,7 +219,6 @@ def _text_colour(rng, bg_luma: float, low_contrast: bool):
 @lru_cache(maxsize=4)
 def _grid(size: int):
     """Pixel-centre coordinates in [0, 1]: (X, Y), each (size, size) float32 (shared: never modify)."""
-    import numpy as np
 
     x = (np.arange(size, dtype=np.float32) + 0.5) / size
     return np.meshgrid(x, x)
@@ -235,8 +226,6 @@ def _grid(size: int):
 
 def _bg_gradient(rng, size: int):
     """Two packaging colours blended along a direction or radially (computed on a 32 x 32 grid, then resized)."""
-    import cv2
-    import numpy as np
 
     X, Y = _grid(32)
     c1 = _packaging_colour(rng)
@@ -254,8 +243,6 @@ def _bg_gradient(rng, size: int):
 
 def _bg_cylinders(rng, size: int):
     """Lipstick tubes / bottles: shaded cylinders, sometimes with a metallic cap band, on a gradient."""
-    import cv2
-    import numpy as np
 
     full, size = size, max(32, size // 2)  # shaded at half resolution, then resized (soft, anti-aliased edges)
     X, Y = _grid(size)
@@ -286,8 +273,6 @@ def _bg_cylinders(rng, size: int):
 
 def _bg_panels(rng, size: int):
     """Boxes / cartons: rectangles, bands, circles of a few colours."""
-    import cv2
-    import numpy as np
 
     palette = [_packaging_colour(rng) for _ in range(int(rng.integers(2, 5)))]
     img = np.empty((size, size, 3), np.float32)
@@ -317,8 +302,6 @@ def _bg_panels(rng, size: int):
 
 def _bg_texture(rng, size: int):
     """Smooth colour noise, stripes or dots: textured packaging."""
-    import cv2
-    import numpy as np
 
     base = _bg_gradient(rng, size)
     r = rng.random()
@@ -342,9 +325,6 @@ def _bg_texture(rng, size: int):
 
 def _bg_photo(rng, size: int, photos: Sequence[Path]):
     """A blurred crop of a real photo (blurred so that printed text in it is mostly illegible)."""
-    import cv2
-    import numpy as np
-    from PIL import Image
 
     path = photos[int(rng.integers(len(photos)))]
     with Image.open(path) as im:
@@ -363,7 +343,6 @@ def _bg_photo(rng, size: int, photos: Sequence[Path]):
 
 
 def _background(rng, size: int, photos: Sequence[Path]):
-    import numpy as np
 
     r = rng.random()
     if photos and r < 0.25:
@@ -376,8 +355,6 @@ def _background(rng, size: int, photos: Sequence[Path]):
 
 def _distractors(rng, img) -> None:
     """Lines, outlines, discs and barcodes: shapes that are not text (drawn in place)."""
-    import cv2
-    import numpy as np
 
     size = img.shape[0]
     for _ in range(int(rng.poisson(1.5))):
@@ -408,8 +385,6 @@ def _distractors(rng, img) -> None:
 # --------------------------------------------------------------------------------------------------- text layout
 def _render_line(text: str, font, stroke: int):
     """The line's coverage mask, cropped to its ink, or None when nothing was drawn."""
-    import numpy as np
-    from PIL import Image, ImageDraw
 
     left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
     pad = 2
@@ -425,7 +400,6 @@ def _render_line(text: str, font, stroke: int):
 
 def _layout_block(lines: list, pitch: float, align: str):
     """Stack the line masks into one canvas; returns (canvas, boxes (n, 4) x0 y0 x1 y1, continuous coords)."""
-    import numpy as np
 
     margin = 3
     widths = [m.shape[1] for m in lines]
@@ -448,7 +422,6 @@ def _layout_block(lines: list, pitch: float, align: str):
 
 
 def _apply(H, pts):
-    import numpy as np
 
     pts = np.asarray(pts, dtype=np.float64)
     homo = pts @ H[:, :2].T + H[:, 2]
@@ -456,7 +429,6 @@ def _apply(H, pts):
 
 
 def _translate(tx: float, ty: float):
-    import numpy as np
 
     return np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]], dtype=np.float64)
 
@@ -475,8 +447,6 @@ def _place_block(rng, img, occupied, lines_text: list[str], font, stroke: int, c
 
     Returns [(quad, text)] per line; [] when no free spot was found; None when the block is larger than the image.
     """
-    import cv2
-    import numpy as np
 
     size = img.shape[0]
     masks, texts = [], []
@@ -557,8 +527,6 @@ def _place_block(rng, img, occupied, lines_text: list[str], font, stroke: int, c
 
 def _photometric(rng, img):
     """Lighting, resolution loss, blur, sensor noise, brightness / contrast, gamma (float32 [0, 1] -> uint8)."""
-    import cv2
-    import numpy as np
 
     size = img.shape[0]
     if rng.random() < 0.3:
@@ -591,7 +559,6 @@ def render_sample(seed: int, index: int, size: int = 320, fonts: Sequence[Path] 
     ``clean`` renders opaque black or white text on one flat colour with no distractors and no photometric noise
     (the geometry is drawn exactly as usual): tests use it to check that every quad hugs its ink.
     """
-    import numpy as np
 
     fonts = list(fonts) if fonts is not None else find_fonts()
     rng = np.random.default_rng([int(seed), int(index)])
@@ -634,7 +601,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(fonts: Sequence[str], photos: Sequence[str], size: int, seed: int, folder: str, threads: int | None) -> None:
-    import cv2
 
     if threads is not None:
         cv2.setNumThreads(threads)
@@ -642,7 +608,6 @@ def _init_worker(fonts: Sequence[str], photos: Sequence[str], size: int, seed: i
 
 
 def _write_one(index: int) -> str:
-    from PIL import Image
 
     w = _WORKER
     image, quads, texts, ignore, quality = render_sample(w["seed"], index, w["size"], w["fonts"], w["photos"])
@@ -715,30 +680,3 @@ def _write_labels(folder: Path, lines) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- CLI
-def register_text_data(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text-data", help="render synthetic text images to train the EAST detector",
-                            description="Render seeded synthetic product-like images with exact text quadrilaterals "
-                                        "(NNNNNN.jpg + labels.jsonl, DEVELOPERS.md 'Text detector (EAST)').")
-    p.add_argument("--out", required=True, type=Path, help="sample directory to write (replaced if it holds a previous set)")
-    p.add_argument("--count", required=True, type=int, help="number of images")
-    p.add_argument("--seed", required=True, type=int, help="seed: the same seed gives byte-identical files")
-    p.add_argument("--size", type=int, default=320, help="image height and width in pixels (default: 320)")
-    p.add_argument("--photos", type=Path, default=None, help="optional folder of real photos whose blurred crops serve as backgrounds")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1); the output does not depend on it")
-    p.set_defaults(handler=_text_data)
-
-
-def _text_data(args: argparse.Namespace) -> int:
-    try:
-        import cv2  # noqa: F401
-        import numpy  # noqa: F401
-        import PIL  # noqa: F401
-    except ImportError as exc:
-        from ..cli import _needs_export_extra
-
-        raise _needs_export_extra(exc) from None
-    start = time.perf_counter()
-    out = generate(args.out, args.count, args.seed, size=args.size, photo_dir=args.photos, workers=args.workers)
-    seconds = time.perf_counter() - start
-    print(f"wrote {out}: {args.count} images in {seconds:.1f} s ({args.count / max(seconds, 1e-9):.1f} images/s)")
-    return 0
