@@ -11,7 +11,7 @@ from runtime.catalog import CatalogItem
 from runtime.embedder import Embedder
 from runtime.errors import BundleError, CatalogError, ModelCardError
 from runtime.index import IndexParams, VisualIndex
-from runtime.modelcard import ModelCard
+from runtime.modelcard import ModelCard, card_path_for
 from runtime.pooling import DEFAULT_LEVELS
 
 from .bundle import write_bundle
@@ -21,11 +21,6 @@ from .textmap import TextMapParams, build_text_map
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
 DEFAULT_MODEL = ENGINES / "efficientnet_lite0_imagenet.onnx"
-
-
-def card_path_for(model: Path) -> Path:
-    """engines/NAME.onnx has its card at engines/NAME.card.json."""
-    return model.with_name(model.stem + ".card.json")
 
 
 def load_checked_card(model: Path) -> ModelCard:

@@ -7,7 +7,6 @@ disk. Every file is written atomically so an interrupted export never leaves a c
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -299,18 +298,3 @@ Inputs uniform in [-1, 1], fixed seed; tolerance {PARITY_RTOL:g} x max(|X|, 1).
 BatchNorm into the convolutions and TF "SAME" padding into asymmetric Conv pads; it writes this card, the JSON card
 and the ONNX file atomically, and only after the parity check passed.
 """
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m export.onnx_export --out engines`: the same export as `shadematch export-model`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("engines"))
-    parser.add_argument("--name", default=DEFAULT_NAME)
-    parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--opset", type=int, default=17)
-    args = parser.parse_args(argv)
-    print(export_visual_model(args.out, args.name, args.size, args.opset))
-
-
-if __name__ == "__main__":
-    main()

@@ -11,6 +11,11 @@ from .errors import ModelCardError
 RESIZE_POLICIES = ("shorter_side_center_crop", "longer_side_multiple_32")
 
 
+def card_path_for(model: Path) -> Path:
+    """A model NAME.onnx has its card at NAME.card.json beside it."""
+    return model.with_name(model.stem + ".card.json")
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """How a photo becomes the model's input tensor."""

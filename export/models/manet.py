@@ -233,40 +233,9 @@ class MANet(nn.Module):
         """Backbone, saliency branch and classifier parameters (what the optimiser gets; EAST is excluded)."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def _backbone(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(C8, C16, X0): block outputs at strides 8 and 16 and the head-conv features X0 at stride 32."""
-        b = self.backbone
-        x = F.relu6(b._bn0(b._conv_stem(image)))
-        taps = []
-        for i, block in enumerate(b._blocks):
-            x = block(x)
-            if i in SALIENCY_TAPS:
-                taps.append(x)
-        x0 = F.relu6(b._bn1(b._conv_head(x)))  # the same layers as VisualTrunk / _trunk_forward
-        return taps[0], taps[1], x0
-
-    def attend(self, image: torch.Tensor) -> MANetOutput:
-        """The three branches without the classifier (logits None)."""
-        c8, c16, x0 = self._backbone(image)
-        grid = (int(x0.shape[-2]), int(x0.shape[-1]))
-        ones = torch.ones_like(x0[:, :1])
-        # Saliency attention: S = f(image, Theta), X = X0 * S.
-        S = self.saliency(c8, c16, x0) if self.saliency is not None else ones
-        X = x0 * S
-        if self.east is not None:
-            # The frozen EAST never gets a gradient (and the image none through it): the branch is fixed.
-            score, _ = self.east(image)
-            t_prob = text_probability(score.detach(), grid)
-            T = adjusted_text_mask(t_prob)  # eq. 2 with T_m = logit(t_prob)
-        else:
-            t_prob = torch.zeros_like(ones)
-            T = ones
-        X_tilde = T * X  # eq. 3: X~_kij = T_ij * X_kij (broadcast over channels k)
-        return MANetOutput(None, X_tilde, S, T, t_prob, x0)
-
     def frozen_prefix(self, image: torch.Tensor, split: int) -> tuple[torch.Tensor, ...]:
-        """What a CPU run may cache per augmented view when backbone blocks [0, split) are frozen (split > the
-        saliency taps): (C8, C16, the input of block ``split``, EAST's pooled text probability)."""
+        """Backbone blocks [0, split) and the text branch: (C8, C16, the input of block ``split``, EAST's pooled
+        text probability). A CPU run caches this per augmented view when those blocks are frozen."""
         b = self.backbone
         if split <= SALIENCY_TAPS[1]:
             raise ValueError(f"split must come after the saliency taps {SALIENCY_TAPS}, got {split}")
@@ -278,23 +247,35 @@ class MANet(nn.Module):
                 taps.append(x)
         grid = (image.shape[-2] // 32, image.shape[-1] // 32)
         if self.east is not None:
-            t_prob = text_probability(self.east(image)[0], grid)
+            # The frozen EAST never gets a gradient (and the image none through it): the branch is fixed.
+            t_prob = text_probability(self.east(image)[0].detach(), grid)
         else:
             t_prob = torch.zeros(image.shape[0], 1, *grid, dtype=image.dtype, device=image.device)
         return taps[0], taps[1], x, t_prob
 
-    def forward_from_prefix(self, c8: torch.Tensor, c16: torch.Tensor, x: torch.Tensor, t_prob: torch.Tensor,
-                            split: int) -> MANetOutput:
-        """The rest of ``forward`` after ``frozen_prefix``: identical results, trainable part only."""
+    def attend_from_prefix(self, c8: torch.Tensor, c16: torch.Tensor, x: torch.Tensor, t_prob: torch.Tensor,
+                           split: int) -> MANetOutput:
+        """The three branches after ``frozen_prefix`` (logits None)."""
         b = self.backbone
         for block in b._blocks[split:]:
             x = block(x)
-        x0 = F.relu6(b._bn1(b._conv_head(x)))
+        x0 = F.relu6(b._bn1(b._conv_head(x)))  # the same layers as VisualTrunk / _trunk_forward
         ones = torch.ones_like(x0[:, :1])
+        # Saliency attention: S = f(image, Theta), X = X0 * S.
         S = self.saliency(c8, c16, x0) if self.saliency is not None else ones
-        T = adjusted_text_mask(t_prob) if self.east is not None else ones  # eq. 2
-        X_tilde = T * (x0 * S)  # eq. 3
-        return self._classify(MANetOutput(None, X_tilde, S, T, t_prob, x0))
+        T = adjusted_text_mask(t_prob) if self.east is not None else ones  # eq. 2 with T_m = logit(t_prob)
+        X_tilde = T * (x0 * S)  # eq. 3: X~_kij = T_ij * X_kij (broadcast over channels k)
+        return MANetOutput(None, X_tilde, S, T, t_prob, x0)
+
+    def attend(self, image: torch.Tensor) -> MANetOutput:
+        """The three branches without the classifier (logits None)."""
+        split = len(self.backbone._blocks)
+        return self.attend_from_prefix(*self.frozen_prefix(image, split), split)
+
+    def forward_from_prefix(self, c8: torch.Tensor, c16: torch.Tensor, x: torch.Tensor, t_prob: torch.Tensor,
+                            split: int) -> MANetOutput:
+        """``forward`` after ``frozen_prefix``: identical results, trainable part only."""
+        return self._classify(self.attend_from_prefix(c8, c16, x, t_prob, split))
 
     def forward(self, image: torch.Tensor) -> MANetOutput:
         return self._classify(self.attend(image))

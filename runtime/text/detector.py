@@ -10,7 +10,7 @@ import numpy as np
 from ..backends import Backend, open_backend
 from ..errors import BackendError, ModelCardError
 from ..image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
-from ..modelcard import ModelCard
+from ..modelcard import ModelCard, card_path_for
 from .decode import decode
 
 #: Where a development checkout keeps the shipped text model (engines/ beside runtime/).
@@ -48,7 +48,7 @@ class TextDetector:
         model = Path(model)
         if not model.is_file():
             raise ModelCardError(f"text model not found: {model}")
-        card = ModelCard.load(model.with_name(model.stem + ".card.json"))
+        card = ModelCard.load(card_path_for(model))
         return cls(open_backend(model, backend, threads=threads), card, **options)
 
     def maps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
