@@ -212,6 +212,10 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-saliency", action="store_true", help="ablation: S := 1")
     p.add_argument("--no-text", action="store_true", help="ablation: T := 1 (no EAST needed)")
     p.add_argument("--train-from-block", type=int, default=15, help="backbone blocks before this are frozen and cached (11..16)")
+    p.add_argument("--text-scale", type=float, default=1.0, help="EAST's input scale inside MANet (0.5: a quarter of its cost)")
+    p.add_argument("--head", choices=("linear", "cosine"), default="linear", help="training head: softmax or normalised (cosine) softmax")
+    p.add_argument("--pool", choices=("avg", "gem"), default="avg", help="pooling before the training head")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
     p.add_argument("--skip-bad", action="store_true", help="skip bad catalogue rows (each is reported)")
@@ -234,7 +238,9 @@ def _train(args: argparse.Namespace) -> int:
     config = ManetConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr,
                          lambda_dice=args.lambda_dice, use_saliency=not args.no_saliency, use_text=not args.no_text,
                          east_checkpoint=str(args.east or ""), seed=args.seed, views=args.views,
-                         catalogue_views=args.catalogue_views, train_from_block=args.train_from_block)
+                         catalogue_views=args.catalogue_views, train_from_block=args.train_from_block,
+                         text_scale=args.text_scale, head=args.head, pool=args.pool,
+                         label_smoothing=args.label_smoothing)
     examples = load_examples(rows, labels, max_side=int(args.size * 1.5))
     print(f"{len(examples)} training images in {len(names)} categories "
           f"({sum(e.catalogue for e in examples)} catalogue cut-outs)")

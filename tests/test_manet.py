@@ -101,6 +101,50 @@ def test_text_mask_is_pooled_probability_as_at_runtime():
     assert out.logits is None
 
 
+class RecordingEAST(FakeEAST):
+    """FakeEAST that remembers the input sizes it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, image: torch.Tensor):
+        self.seen.append(tuple(image.shape[-2:]))
+        return super().forward(image)
+
+
+def test_text_scale_runs_east_on_a_smaller_image_and_keeps_the_grid():
+    east = RecordingEAST()
+    model = MANet(0, east, pretrained=False, use_saliency=False, text_scale=0.5).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 320, 224))
+    assert east.seen == [(160, 128)]  # 224 / 2 = 112 rounds to the nearest multiple of 32
+    assert out.T_prob.shape == (1, 1, 10, 7)
+    # FakeEAST marks the top-left eighth of whatever it sees: the pooled mask lands on the same cells either way.
+    full = MANet(0, FakeEAST(), pretrained=False, use_saliency=False).eval()
+    with torch.no_grad():
+        reference = full(torch.zeros(1, 3, 320, 224))
+    assert torch.equal(out.T_prob > 0.5, reference.T_prob > 0.5)
+    with pytest.raises(ValueError):
+        MANet(0, east, pretrained=False, text_scale=0.0)
+
+
+def test_cosine_head_logits_are_scaled_cosines():
+    from export.models.manet import COSINE_SCALE
+
+    torch.manual_seed(0)
+    model = MANet(5, None, pretrained=False, use_text=False, head="cosine", pool="gem", dropout=0.0).eval()
+    assert model.classifier.bias is None
+    with torch.no_grad():
+        out = model(torch.randn(3, 3, SIZE, SIZE))
+        pooled = model.gem(out.X_tilde)
+        cosines = nn.functional.normalize(pooled, dim=1) @ nn.functional.normalize(model.classifier.weight, dim=1).T
+    torch.testing.assert_close(out.logits, COSINE_SCALE * cosines)
+    assert float(out.logits.abs().max()) <= COSINE_SCALE + 1e-4
+    with pytest.raises(ValueError):
+        MANet(5, None, pretrained=False, use_text=False, head="arcface")
+
+
 def test_adjusted_text_mask_spans_one_to_two():
     p = torch.tensor([0.0, 0.5, 1.0])
     T = adjusted_text_mask(p)

@@ -23,7 +23,8 @@ def manet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     east = root / "east.pt"
     torch.save({"model": build_east(pretrained=False).state_dict(), "step": 0, "config": {}}, east)
-    config = ManetConfig(east_checkpoint=str(east))
+    # The shipped recipe's options: EAST at half scale inside the graph, cosine head (not exported).
+    config = ManetConfig(east_checkpoint=str(east), text_scale=0.5, head="cosine", pool="gem")
     model = build_model(12, config, pretrained=True)
     checkpoint = root / "checkpoint.pt"
     save_checkpoint(checkpoint, 0, {"num_classes": 12, **asdict(config)}, model=model)

@@ -61,6 +61,8 @@ SALIENCY_TAPS = (4, 10)
 _TAP_CHANNELS = (40, 112)
 #: Clip of the text probability before the logit of eq. 2, so T_m is finite and T stays strictly in (1, 2).
 TEXT_PROB_EPS = 1e-4
+#: Temperature of the cosine head: logits span [-16, 16], enough for a confident softmax over ~100 classes.
+COSINE_SCALE = 16.0
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -176,7 +178,13 @@ class MANet(nn.Module):
         pretrained: ImageNet weights for the backbone (``load_imagenet_lite0``); False gives random init (tests).
         channels: width of the saliency branch.
         pool: "avg" (global average pooling, the seed's classification network) or "gem" for the training head.
+        head: "linear" (the seed's softmax classifier) or "cosine": normalised softmax, logits = s * cos(pooled,
+            w_c) (Zhai & Wu 2019). Retrieval compares L2-normalised descriptors by cosine, so training the
+            classifier on the same geometry pulls each class into a tight cone around its weight vector.
         dropout: before the final Linear.
+        text_scale: EAST sees the image resized by this factor (sides rounded to multiples of 32). Its map is
+            pooled onto the 1/32 grid anyway, so 0.5 keeps the text mask's resolution there at a quarter of
+            EAST's cost, in training and at query time alike.
         freeze_backbone_bn: keep the backbone's BatchNorm layers in eval mode under ``train()`` (their affine
             weights still train). Small CPU batches would otherwise overwrite the ImageNet running statistics
             with noisy ones, and the retrieval features drift for nothing.
@@ -187,12 +195,17 @@ class MANet(nn.Module):
 
     def __init__(self, num_classes: int, east: nn.Module | None = None, *, use_saliency: bool = True,
                  use_text: bool = True, pretrained: bool = True, channels: int = 64, pool: str = "avg",
-                 dropout: float = 0.2, freeze_backbone_bn: bool = True) -> None:
+                 head: str = "linear", dropout: float = 0.2, freeze_backbone_bn: bool = True,
+                 text_scale: float = 1.0) -> None:
         super().__init__()
         if use_text and east is None:
             raise ValueError("use_text=True needs a text detector: pass east=build_east(...) or load_trained(...)")
         if pool not in ("avg", "gem"):
             raise ValueError(f"pool must be 'avg' or 'gem', got {pool!r}")
+        if head not in ("linear", "cosine"):
+            raise ValueError(f"head must be 'linear' or 'cosine', got {head!r}")
+        if not 0.0 < text_scale <= 1.0:
+            raise ValueError(f"text_scale must be in (0, 1], got {text_scale}")
         lite0: EfficientNetLite0 = load_imagenet_lite0() if pretrained else EfficientNetLite0()
         # VisualTrunk holds the stem, blocks and head conv (no ImageNet classifier); parameter names are then
         # `backbone._conv_stem.weight`, ..., the same as the exported ImageNet trunk's.
@@ -205,14 +218,17 @@ class MANet(nn.Module):
         if self.east is not None:
             for p in self.east.parameters():
                 p.requires_grad_(False)
+        self.text_scale = text_scale
         self.num_classes = num_classes
         self.pool = pool
+        self.head = head
         if num_classes > 0:
             self.gem = _GeM() if pool == "gem" else None
             self.dropout = nn.Dropout(dropout)
-            self.classifier = nn.Linear(FEATURE_DIM, num_classes)
+            self.classifier = nn.Linear(FEATURE_DIM, num_classes, bias=head == "linear")
             nn.init.normal_(self.classifier.weight, std=0.01)
-            nn.init.zeros_(self.classifier.bias)
+            if head == "linear":
+                nn.init.zeros_(self.classifier.bias)
         else:
             self.gem = None
             self.dropout = None
@@ -248,10 +264,17 @@ class MANet(nn.Module):
         grid = (image.shape[-2] // 32, image.shape[-1] // 32)
         if self.east is not None:
             # The frozen EAST never gets a gradient (and the image none through it): the branch is fixed.
-            t_prob = text_probability(self.east(image)[0].detach(), grid)
+            t_prob = text_probability(self.east(self._text_input(image))[0].detach(), grid)
         else:
             t_prob = torch.zeros(image.shape[0], 1, *grid, dtype=image.dtype, device=image.device)
         return taps[0], taps[1], x, t_prob
+
+    def _text_input(self, image: torch.Tensor) -> torch.Tensor:
+        """The image EAST sees: resized by ``text_scale``, each side a multiple of 32 (EAST's requirement)."""
+        if self.text_scale == 1.0:
+            return image
+        size = [max(32, int(round(side * self.text_scale / 32)) * 32) for side in image.shape[-2:]]
+        return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=False)
 
     def attend_from_prefix(self, c8: torch.Tensor, c16: torch.Tensor, x: torch.Tensor, t_prob: torch.Tensor,
                            split: int) -> MANetOutput:
@@ -286,7 +309,11 @@ class MANet(nn.Module):
                 pooled = self.gem(out.X_tilde)
             else:
                 pooled = out.X_tilde.mean(dim=(2, 3))
-            out.logits = self.classifier(self.dropout(pooled))
+            pooled = self.dropout(pooled)
+            if self.head == "cosine":
+                out.logits = COSINE_SCALE * F.linear(F.normalize(pooled, dim=1), F.normalize(self.classifier.weight, dim=1))
+            else:
+                out.logits = self.classifier(pooled)
         return out
 
 

@@ -59,6 +59,11 @@ class ManetConfig:
     use_saliency: bool = True
     use_text: bool = True
     east_checkpoint: str = ""
+    #: EAST's input scale (MANet ``text_scale``); the training head's pooling and kind (MANet ``pool``, ``head``).
+    text_scale: float = 1.0
+    pool: str = "avg"
+    head: str = "linear"
+    label_smoothing: float = 0.0
     seed: int = 0
     checkpoint_every: int = 50
     log_every: int = 10
@@ -166,7 +171,8 @@ def cache_views(model: MANet, examples: Sequence[Example], config: ManetConfig, 
 def build_model(num_classes: int, config: ManetConfig, pretrained: bool = True) -> MANet:
     """MANet with backbone blocks [0, train_from_block) frozen (what ``frozen_prefix`` computes)."""
     east = load_trained(Path(config.east_checkpoint)) if config.use_text else None
-    model = MANet(num_classes, east, use_saliency=config.use_saliency, use_text=config.use_text, pretrained=pretrained)
+    model = MANet(num_classes, east, use_saliency=config.use_saliency, use_text=config.use_text, pretrained=pretrained,
+                  pool=config.pool, head=config.head, text_scale=config.text_scale)
     trunk = model.backbone
     for module in (trunk._conv_stem, trunk._bn0, *trunk._blocks[: config.train_from_block]):
         module.requires_grad_(False)
@@ -202,7 +208,7 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
                 views.c8[picks].float().to(device), views.c16[picks].float().to(device),
                 views.x[picks].float().to(device), views.t_prob[picks].to(device), config.train_from_block)
             labels = views.label[picks].to(device)
-            l_cls = F.cross_entropy(output.logits, labels)
+            l_cls = F.cross_entropy(output.logits, labels, label_smoothing=config.label_smoothing)
             l_dice = dice_loss(output.S, views.mask[picks].to(device)) if config.use_saliency else torch.zeros((), device=device)
             loss = l_cls + config.lambda_dice * l_dice  # classification + lambda * eq. 1
             optimizer.zero_grad(set_to_none=True)
