@@ -43,6 +43,8 @@ class BuildOptions:
     overwrite: bool = False
     k: int = 3
     top: int = 7
+    #: Visual top-m whose product vote picks the first result (runtime.search.vote_by_product); 0 = off.
+    vote: int = 10
     levels: int = DEFAULT_LEVELS
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
@@ -64,6 +66,8 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         raise BundleError(f"{out} already exists (use --force to replace it)")
     if not 1 <= options.k <= options.top:
         raise ValueError(f"need 1 <= k <= top, got k={options.k}, top={options.top}")
+    if options.vote < 0:
+        raise ValueError(f"need vote >= 0, got {options.vote}")
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
     card = load_checked_card(options.model)
@@ -80,7 +84,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     items = [CatalogItem(row.id, row.title, str(row.image), row.group) for row in kept]
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
-        text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top,
+        text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
         overwrite=options.overwrite,
     )
     skipped = len(problems) + len(image_problems)

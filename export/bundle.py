@@ -72,6 +72,7 @@ def write_bundle(
     levels: int,
     k: int,
     top: int,
+    vote: int = 0,
     overwrite: bool = False,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout)."""
@@ -96,7 +97,7 @@ def write_bundle(
             "index": {"kind": index.kind, "space": "ip", "file": layout.INDEX_FILE if has_graph else None,
                       **index.params.to_dict()},
             "text_map": {**text_params, "links": int(len(text_map.indices))},
-            "search": {"k": k, "top": top},
+            "search": {"k": k, "top": top, "vote": vote},
             "catalog": {"items": len(items), "groups": len({item.group for item in items})},
             "files": {
                 str(path.relative_to(tmp)): {"bytes": path.stat().st_size, "sha256": layout.sha256_file(path)}

@@ -25,6 +25,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--k", type=int, default=3, help="visual top-k refined by the text map (default: 3)")
+    p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
@@ -45,7 +46,7 @@ def _build(args: argparse.Namespace) -> int:
     text = replace(text, top_n=args.text_top_n or text.top_n,
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
     options = BuildOptions(backend=args.backend, threads=args.threads, batch_size=args.batch_size,
-                           skip_bad=args.skip_bad, overwrite=args.force, k=args.k, text=text,
+                           skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, text=text,
                            progress=not args.quiet)
     if args.model is not None:
         options.model = args.model

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,16 @@ class Bundle:
     @property
     def top(self) -> int:
         return int(self.manifest["search"]["top"])
+
+    @property
+    def vote(self) -> int:
+        """Visual top-m of the product vote (`runtime.search.vote_by_product`); 0 = off (bundles before it)."""
+        return int(self.manifest["search"].get("vote", 0))
+
+    @cached_property
+    def products(self) -> np.ndarray:
+        """A product code per catalogue row: rows with one ``group`` share a code."""
+        return np.unique([item.group for item in self.catalog], return_inverse=True)[1].astype(np.int64)
 
     @property
     def levels(self) -> int:

@@ -52,8 +52,8 @@ def evaluate(
             progress(min(start + batch_size, len(queries)), len(queries))
     descriptors = np.concatenate(chunks)
 
-    def scores(k: int) -> tuple[list[float], list[bool]]:
-        results = retriever.search(descriptors, k=k, top=TOP)
+    def scores(k: int, vote: int | None = None) -> tuple[list[float], list[bool]]:
+        results = retriever.search(descriptors, k=k, top=TOP, vote=vote)
         aps = [_ap(q, r, group_sizes) for q, r in zip(queries, results)]
         firsts = [bool(r) and r[0].group == q.group for q, r in zip(queries, results)]
         return aps, firsts
@@ -75,7 +75,12 @@ def evaluate(
             for k in ABLATION_KS
         },
         "queries_without_catalogue_items": sum(1 for q in queries if group_sizes[q.group] == 0),
+        "vote": retriever.bundle.vote,
     }
+    if retriever.bundle.vote > 1:
+        # The product vote's own share: the bundle's k again, the first stage left to the single nearest row.
+        ap_plain, top1_plain = scores(bundle_k, vote=0)
+        report["without_vote"] = {"map7": mean(ap_plain), "top1": mean(top1_plain)}
     subsets = sorted({q.subset for q in queries if q.subset})
     if subsets:
         report["subsets"] = {

@@ -65,13 +65,17 @@ class Retriever:
         """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index."""
         return self.embedder.embed(images, batch_size=batch_size)
 
-    def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None) -> list[list[Match]]:
-        """Two-stage search (Algorithm 1) for precomputed descriptors; k = 0 is visual-only."""
+    def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None,
+               vote: int | None = None) -> list[list[Match]]:
+        """Two-stage search (Algorithm 1) for precomputed descriptors; k = 0 is visual-only. ``vote`` (default:
+        the bundle's) is the visual top-m whose product vote picks the first result (0 = off)."""
         k = self.bundle.k if k is None else k
         top = self.bundle.top if top is None else top
-        if k < 0 or top < 1:
-            raise ValueError(f"need k >= 0 and top >= 1, got k={k}, top={top}")
-        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top)
+        vote = self.bundle.vote if vote is None else vote
+        if k < 0 or top < 1 or vote < 0:
+            raise ValueError(f"need k >= 0, top >= 1 and vote >= 0, got k={k}, top={top}, vote={vote}")
+        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top,
+                                vote=vote, products=self.bundle.products if vote > 1 else None)
         return [[self._match(hit) for hit in row] for row in hits]
 
     def _match(self, hit: Hit) -> Match:

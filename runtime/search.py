@@ -60,13 +60,42 @@ def refine(
     return hits
 
 
+def vote_by_product(visual_ids: np.ndarray, visual_scores: np.ndarray, products: np.ndarray, m: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Move the best row of the product that the visual top ``m`` vote for to the front of the ranking.
+
+    Each of the top m rows votes for its product (the catalogue's ``group``: several images of one product)
+    with its similarity; the product with the largest sum wins. Where a store's catalogue holds several photos
+    per product, this k-nearest-neighbour vote picks the first result more reliably than the single nearest
+    photo; where every product has one image, the winner is the visual top-1 and nothing changes.
+    """
+    if m <= 1 or len(visual_ids) < 2:
+        return visual_ids, visual_scores
+    top_products = products[visual_ids[:m]]
+    codes, inverse = np.unique(top_products, return_inverse=True)
+    totals = np.bincount(inverse, weights=visual_scores[:m].astype(np.float64), minlength=len(codes))
+    first = int(np.flatnonzero(top_products == codes[np.argmax(totals)])[0])  # ties: the product seen first
+    order = np.r_[first, np.delete(np.arange(len(visual_ids)), first)]
+    return visual_ids[order], visual_scores[order]
+
+
 def two_stage_search(
-    queries: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int = 7
+    queries: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int = 7,
+    vote: int = 0, products: np.ndarray | None = None,
 ) -> list[list[Hit]]:
-    """Algorithm 1 for a batch of descriptors (N, D); k = 0 gives the visual ranking alone."""
-    ids, scores = index.search(queries, max(top, k))
-    return [
-        refine(queries[i], ids[i], scores[i], index.vectors, text_map, k, top) if k > 0
-        else [Hit(int(r), float(s), VISUAL) for r, s in zip(ids[i][:top], scores[i][:top])]
-        for i in range(len(queries))
-    ]
+    """Algorithm 1 for a batch of descriptors (N, D); k = 0 gives the visual ranking alone.
+
+    With ``vote`` = m > 1 and ``products`` (a product code per catalogue row), the first stage's ranking is
+    first reordered by `vote_by_product` over the visual top m.
+    """
+    if vote > 1 and products is None:
+        raise ValueError("vote needs the product code of every catalogue row")
+    ids, scores = index.search(queries, max(top, k, vote))
+    results = []
+    for i in range(len(queries)):
+        if k == 0:
+            results.append([Hit(int(r), float(s), VISUAL) for r, s in zip(ids[i][:top], scores[i][:top])])
+            continue
+        row_ids, row_scores = vote_by_product(ids[i], scores[i], products, vote) if vote > 1 else (ids[i], scores[i])
+        results.append(refine(queries[i], row_ids, row_scores, index.vectors, text_map, k, top))
+    return results

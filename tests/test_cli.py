@@ -35,6 +35,7 @@ def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixt
     assert set(report["ablation"]["3"]) == {"map7", "improved_pct", "impaired_pct"}
     assert report["subsets"]["Packages"]["queries"] == 12
     assert report["map7"] == report["ablation"]["3"]["map7"]
+    assert report["vote"] == 10 and set(report["without_vote"]) == {"map7", "top1"}
 
 
 def test_info(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from runtime.index import IndexParams, VisualIndex
-from runtime.search import TEXT, VISUAL, Hit, refine, two_stage_search
+from runtime.search import TEXT, VISUAL, Hit, refine, two_stage_search, vote_by_product
 from runtime.textmap import TextNeighbours
 
 # Eight items on the unit circle at 0, 10, ..., 70 degrees; the query is at 0 degrees, so the visual
@@ -188,3 +188,37 @@ def test_k_larger_than_top_is_clamped_to_top() -> None:
     text_map = TextNeighbours(np.array([0, 0, 0, 0, 0]), np.zeros(0, np.int32), np.zeros(0, np.float32))
     hits = refine(vectors[0], np.arange(4), np.array([1.0, 0.5, 0.4, 0.3]), vectors, text_map, k=4, top=2)
     assert [h.row for h in hits] == [0, 1]
+
+
+# --- product vote ---------------------------------------------------------------------------------------------------
+# Visual ranking 0..7 scores cos(10 i deg): 1.000, 0.985, 0.940, 0.866, 0.766, ...
+
+
+def test_vote_picks_the_product_with_the_largest_summed_similarity(index: VisualIndex) -> None:
+    products = np.array([0, 1, 1, 2, 1, 3, 4, 5])  # product 1 holds rows 1, 2 and 4
+    ids, scores = index.search(QUERY, 8)
+    voted_ids, voted_scores = vote_by_product(ids[0], scores[0], products, m=3)
+    # Top 3 = rows 0, 1, 2: product 0 sums 1.0, product 1 sums 0.985 + 0.940; its best row (1) goes first.
+    assert voted_ids.tolist() == [1, 0, 2, 3, 4, 5, 6, 7]
+    np.testing.assert_allclose(voted_scores, [score(r) for r in voted_ids], atol=1e-6)
+    # Over the top 1 only, nothing moves.
+    assert vote_by_product(ids[0], scores[0], products, m=1)[0].tolist() == list(range(8))
+
+
+def test_vote_with_one_image_per_product_keeps_the_visual_ranking(index: VisualIndex) -> None:
+    ids, scores = index.search(QUERY, 8)
+    assert vote_by_product(ids[0], scores[0], np.arange(8), m=8)[0].tolist() == list(range(8))
+
+
+def test_vote_winner_is_refined_by_its_text_neighbours(index: VisualIndex) -> None:
+    products = np.array([0, 1, 1, 2, 3, 4, 5, 6])
+    neighbours = text_map({1: [2, 6]})
+    [plain] = two_stage_search(QUERY, index, neighbours, k=1, top=4)
+    [voted] = two_stage_search(QUERY, index, neighbours, k=1, top=4, vote=3, products=products)
+    assert rows(plain) == [0, 1, 2, 3]
+    assert rows(voted) == [1, 2, 6, 0]  # the vote's winner, its text neighbours by visual similarity, then visual
+    assert stages(voted) == [VISUAL, TEXT, TEXT, VISUAL]
+    [visual] = two_stage_search(QUERY, index, neighbours, k=0, top=4, vote=3, products=products)
+    assert rows(visual) == [0, 1, 2, 3]  # k = 0 stays the raw visual ranking
+    with pytest.raises(ValueError):
+        two_stage_search(QUERY, index, neighbours, k=1, vote=3)
