@@ -209,6 +209,7 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--views", type=int, default=2, help="augmented views cached per photo")
     p.add_argument("--catalogue-views", type=int, default=16, help="augmented store-like views per catalogue cut-out")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--backbone-lr-scale", type=float, default=0.1, help="backbone learning rate / --lr (0 keeps the ImageNet backbone)")
     p.add_argument("--lambda-dice", type=float, default=0.5)
     p.add_argument("--no-saliency", action="store_true", help="ablation: S := 1")
     p.add_argument("--no-text", action="store_true", help="ablation: T := 1 (no EAST needed)")
@@ -241,6 +242,7 @@ def _train(args: argparse.Namespace) -> int:
                          east_checkpoint=str(args.east or ""), seed=args.seed, views=args.views,
                          catalogue_views=args.catalogue_views, train_from_block=args.train_from_block,
                          text_scale=args.text_scale, head=args.head, pool=args.pool,
+                         backbone_lr_scale=args.backbone_lr_scale,
                          label_smoothing=args.label_smoothing)
     examples = load_examples(rows, labels, max_side=int(args.size * 1.5))
     print(f"{len(examples)} training images in {len(names)} categories "
