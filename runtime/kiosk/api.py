@@ -10,6 +10,7 @@ input is a 4xx, a full queue 503 (with Retry-After), a slow answer 504.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import mimetypes
@@ -140,9 +141,9 @@ class KioskApp:
 
     def query(self, request: Request) -> Response:
         started = time.perf_counter()
-        data = self._read_upload(request)
+        name, data = self._read_upload(request)
         try:
-            matches = self.pool.run(lambda: self._answer(data), timeout=self.limits.timeout_s)
+            matches = self.pool.run(lambda: self._answer(name, data), timeout=self.limits.timeout_s)
         except Busy:
             raise ApiError(503, "busy", "the kiosk is busy with other photos; please try again in a moment",
                            {"Retry-After": str(self.limits.retry_after_s)}) from None
@@ -173,7 +174,8 @@ class KioskApp:
         return response
 
     # --- helpers --------------------------------------------------------------------------------------
-    def _read_upload(self, request: Request) -> bytes:
+    def _read_upload(self, request: Request) -> tuple[str, bytes]:
+        """The uploaded photo's file name (for messages) and bytes, or an ApiError saying what is wrong."""
         if not request.content_length and not request.headers.get("Transfer-Encoding"):
             raise ApiError(400, "empty_request",
                            f"the request is empty: send the photo as multipart/form-data in the field '{IMAGE_FIELD}'")
@@ -194,11 +196,13 @@ class KioskApp:
         data = upload.read()
         if not data:
             raise ApiError(400, "empty_image", "the uploaded photo is empty (0 bytes)")
-        return data
+        return (upload.filename or "the photo")[:80], data
 
-    def _answer(self, data: bytes) -> list[Match]:
+    def _answer(self, name: str, data: bytes) -> list[Match]:
         # Decoding runs on a worker too: it is CPU work that the pool must bound like the model.
-        image = load_image(data, min_size=self._side, max_pixels=self.limits.max_pixels)
+        stream = io.BytesIO(data)
+        stream.name = name  # load_image names the photo in its messages
+        image = load_image(stream, min_size=self._side, max_pixels=self.limits.max_pixels)
         return self.retriever.query(image)
 
     def _upload_too_large(self) -> Response:
