@@ -213,8 +213,10 @@ def _kiosk(args: argparse.Namespace) -> int:
         raise ShadematchError("need --workers >= 1, --queue >= 0, --timeout > 0 and --max-upload-mb > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
+    # Workers run queries side by side: share the cores among them rather than oversubscribe.
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     try:
-        server = open_kiosk(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads, host=args.host,
+        server = open_kiosk(resolve_bundle(args.bundle), backend=args.backend, threads=threads, host=args.host,
                             port=args.port, workers=args.workers, queue=args.queue, limits=limits)
     except OSError as exc:
         raise ShadematchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
