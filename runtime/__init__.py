@@ -5,7 +5,10 @@
         for match in retriever.query("photo.jpg"):
             print(match.title, match.score, match.stage)
 """
-from .errors import BackendError, BundleError, CatalogError, ImageError, ModelCardError, ShadematchError
+from .errors import (
+    BackendError, BundleError, CatalogError, ImageError, ImageTooLargeError, ModelCardError, ShadematchError,
+    UnsupportedImageError,
+)
 
 __version__ = "0.1.0"
 
@@ -20,6 +23,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Retriever", "Match", "ShadematchError", "ImageError", "BundleError", "BackendError",
-    "CatalogError", "ModelCardError", "__version__",
+    "Retriever", "Match", "ShadematchError", "ImageError", "ImageTooLargeError", "UnsupportedImageError",
+    "BundleError", "BackendError", "CatalogError", "ModelCardError", "__version__",
 ]

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .backends import backend_names
 from .errors import ShadematchError
+from .locate import resolve_bundle
 
 ENTRY_POINT_GROUP = "shadematch.commands"
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_info(commands)
     _register_eval(commands)
     _register_text(commands)
+    _register_kiosk(commands)
     for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             register: Callable[[argparse._SubParsersAction], None] = entry.load()
@@ -55,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_bundle_option(parser: argparse.ArgumentParser) -> None:
+    """--bundle; the standalone executable falls back to the bundle beside it (runtime.locate)."""
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="bundle directory (standalone executable: default bundle/ beside it)")
+
+
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and --threads, shared by every command that runs a model."""
     parser.add_argument("--backend", choices=backend_names(), default="auto", help="inference backend (default: auto)")
@@ -63,7 +71,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 def _register_query(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("query", help="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    add_bundle_option(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo file(s)")
     p.add_argument("--k", type=int, default=None, help="visual top-k whose text neighbours refine the rest (default: the bundle's)")
     p.add_argument("--top", type=int, default=7, help="results per photo (default: 7)")
@@ -75,7 +83,7 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
 def _query(args: argparse.Namespace) -> int:
     from .retriever import Retriever
 
-    with Retriever.open(args.bundle, backend=args.backend, threads=args.threads) as retriever:
+    with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads) as retriever:
         results = retriever.query_batch(list(args.images), k=args.k, top=args.top)
     if args.json:
         print(json.dumps({"results": [
@@ -93,7 +101,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _register_info(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("info", help="describe and verify a bundle", description="Verify a bundle's checksums and describe it.")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    add_bundle_option(p)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(handler=_info)
 
@@ -101,7 +109,7 @@ def _register_info(commands: argparse._SubParsersAction) -> None:
 def _info(args: argparse.Namespace) -> int:
     from .bundle import open_bundle
 
-    bundle = open_bundle(args.bundle)
+    bundle = open_bundle(resolve_bundle(args.bundle))
     manifest = bundle.manifest
     if args.json:
         print(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -119,7 +127,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _register_eval(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("eval", help="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    add_bundle_option(p)
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -132,7 +140,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .retriever import Retriever
 
     queries = read_queries(args.queries)
-    with Retriever.open(args.bundle, backend=args.backend, threads=args.threads) as retriever:
+    with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads) as retriever:
         report = evaluate(retriever, queries, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(report))
@@ -177,6 +185,44 @@ def _text(args: argparse.Namespace) -> int:
     for box in boxes:
         corners = " ".join(f"({x:.0f},{y:.0f})" for x, y in box.quad)
         print(f"  {box.score:.3f}  {corners}")
+    return 0
+
+
+def _register_kiosk(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("kiosk", help="serve the kiosk page and JSON API", description=(
+        "Serve the in-store kiosk page (camera or photo upload -> the 7 best catalogue products) and its JSON "
+        "API: POST /api/query, GET /api/health, GET /api/catalog/<id>/image."))
+    add_bundle_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080; 0 picks a free one)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="queries run at once (default: cores, at most 4)")
+    p.add_argument("--queue", type=int, default=None, help="queries that may wait for a worker before 503 (default: 2 x workers)")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds until a query is answered 504 (default: 15)")
+    p.add_argument("--max-upload-mb", type=float, default=15.0, help="largest accepted upload in MB (default: 15)")
+    add_backend_options(p)
+    p.set_defaults(handler=_kiosk)
+
+
+def _kiosk(args: argparse.Namespace) -> int:
+    import logging
+
+    from .kiosk.api import KioskLimits
+    from .kiosk.server import open_kiosk
+
+    if args.workers < 1 or (args.queue is not None and args.queue < 0) or args.timeout <= 0 or args.max_upload_mb <= 0:
+        raise ShadematchError("need --workers >= 1, --queue >= 0, --timeout > 0 and --max-upload-mb > 0")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
+    # Workers run queries side by side: share the cores among them rather than oversubscribe.
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    try:
+        server = open_kiosk(resolve_bundle(args.bundle), backend=args.backend, threads=threads, host=args.host,
+                            port=args.port, workers=args.workers, queue=args.queue, limits=limits)
+    except OSError as exc:
+        raise ShadematchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    # Tests and scripts read this line to learn the port when --port 0 is given.
+    print(f"shadematch kiosk: serving {server.retriever.bundle.path} on {server.url}", flush=True)
+    server.serve_forever()
     return 0
 
 

@@ -49,7 +49,8 @@ class Embedder:
                 try:
                     prepared.append(self.prepare(source))
                 except ImageError as exc:
-                    raise ImageError(f"image {start + offset + 1} of {len(sources)}: {exc}") from None
+                    # Same kind (too large, unsupported, ...) so callers can still tell the cases apart.
+                    raise type(exc)(f"image {start + offset + 1} of {len(sources)}: {exc}") from None
             chunks.append(self.embed_batch(np.stack(prepared)))
         if not chunks:
             return np.zeros((0, self.card.feature_dim), dtype=np.float32)

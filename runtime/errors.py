@@ -9,6 +9,14 @@ class ImageError(ShadematchError):
     """An image could not be used: unreadable, empty, truncated, too large or of an unsupported format."""
 
 
+class UnsupportedImageError(ImageError):
+    """The data is not an image, or an image format the runtime does not accept (a kiosk answers 415)."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the limit: refused from its header, before decoding (a kiosk answers 413)."""
+
+
 class ModelCardError(ShadematchError):
     """A model card is missing a field or disagrees with its model."""
 

@@ -14,7 +14,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from .modelcard import InputSpec
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
@@ -42,7 +42,7 @@ def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFA
             image = Image.open(stream)
             image_format = image.format or "unknown"
             if image_format not in ACCEPTED_FORMATS:
-                raise ImageError(
+                raise UnsupportedImageError(
                     f"{name}: unsupported image format {image_format} "
                     f"(accepted: {', '.join(sorted(ACCEPTED_FORMATS))})"
                 )
@@ -50,7 +50,7 @@ def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFA
             if width <= 0 or height <= 0:
                 raise ImageError(f"{name}: image has no pixels ({width}x{height})")
             if width * height > max_pixels:
-                raise ImageError(
+                raise ImageTooLargeError(
                     f"{name}: image too large ({width}x{height} = {width * height / 1e6:.1f} MP; "
                     f"limit {max_pixels / 1e6:.0f} MP)"
                 )
@@ -60,9 +60,9 @@ def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFA
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not a recognised image file") from None
+        raise UnsupportedImageError(f"{name}: not a recognised image file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name}: image too large (decompression-bomb guard)") from None
+        raise ImageTooLargeError(f"{name}: image too large (decompression-bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: image is truncated or corrupt ({exc})") from None
     return _to_rgb(ImageOps.exif_transpose(image))

@@ -1,0 +1,107 @@
+"""Serving the kiosk: one Retriever, one bounded QueryPool, the WSGI app, under Waitress.
+
+Why Waitress: a pure-Python production WSGI server with no dependencies of its own and a fixed thread
+count; it reads a whole request (bounded by ``max_request_body_size``) before a thread sees it, drops
+idle or stalled connections after ``channel_timeout`` and caps open connections, so a slow or malicious
+client cannot tie up the workers. The standard library's ThreadingHTTPServer has none of these.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from waitress import create_server
+from waitress.wasyncore import close_all
+
+from ..retriever import Retriever
+from .api import KioskApp, KioskLimits
+from .pool import QueryPool
+
+log = logging.getLogger("shadematch.kiosk")
+
+#: Seconds an idle or stalled connection is kept.
+CHANNEL_TIMEOUT_S = 30
+#: Open connections at most; more wait in the listen backlog.
+CONNECTION_LIMIT = 64
+#: Room for the multipart envelope around a photo of max_upload_bytes.
+_MULTIPART_SLACK = 64 * 1024
+
+
+class KioskServer:
+    """A running kiosk: ``serve_forever()`` in the foreground, or ``start()``/``close()`` around it."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        workers: int = 2,
+        queue: int | None = None,
+        limits: KioskLimits = KioskLimits(),
+    ) -> None:
+        self.retriever = retriever
+        self.pool = QueryPool(workers, 2 * workers if queue is None else queue)
+        self.app = KioskApp(retriever, self.pool, limits)
+        # HTTP threads: one per admitted query plus a few so health, pages and pictures answer while
+        # every query slot is taken (and so a full pool is answered 503 at once, not queued unseen).
+        self._server = create_server(
+            self.app, host=host, port=port, threads=self.pool.capacity + 4,
+            channel_timeout=CHANNEL_TIMEOUT_S, connection_limit=CONNECTION_LIMIT,
+            max_request_body_size=limits.max_upload_bytes + _MULTIPART_SLACK,
+            ident="shadematch", expose_tracebacks=False,
+        )
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        host = self._server.effective_host
+        return f"http://{f'[{host}]' if ':' in str(host) else host}:{self._server.effective_port}"
+
+    def serve_forever(self) -> None:
+        """Serve until interrupted (Ctrl-C) or closed."""
+        try:
+            self._server.run()
+        finally:
+            self.close()
+
+    def start(self) -> "KioskServer":
+        """Serve on a background thread (tests, embedding)."""
+        self._thread = threading.Thread(target=self._server.run, name="kiosk-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop listening, finish running queries, release the model; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        # Stop the HTTP threads, then close the listening socket and any open connection, which ends
+        # Waitress's loop (its own close() leaves keep-alive connections running it).
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        close_all(self._server._map, ignore_all=True)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.pool.close()
+        self.retriever.close()
+
+    def __enter__(self) -> "KioskServer":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_kiosk(bundle: Path, *, backend: str = "auto", threads: int | None = None, **options) -> KioskServer:
+    """Open and verify the bundle, load its model once, and bind the server (not yet serving)."""
+    retriever = Retriever.open(bundle, backend=backend, threads=threads)
+    try:
+        return KioskServer(retriever, **options)
+    except BaseException:
+        retriever.close()
+        raise

@@ -1,0 +1,122 @@
+// The kiosk page: camera capture or file upload -> POST /api/query -> 7 match cards. No external assets.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const camera = $("camera"), preview = $("preview"), viewerEmpty = $("viewer-empty");
+const startCamera = $("start-camera"), takePhoto = $("take-photo"), fileInput = $("file-input");
+const statusLine = $("status"), errorBox = $("error"), results = $("results");
+let busy = false;
+
+function showStatus(text) { statusLine.textContent = text; }
+
+function showError(text) {
+  errorBox.textContent = text;
+  errorBox.hidden = !text;
+}
+
+function showPhoto(blob) {
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(blob);
+  preview.hidden = false;
+  viewerEmpty.hidden = true;
+}
+
+function card(match) {
+  const item = document.createElement("li");
+  item.className = "match-card" + (match.rank === 1 ? " best" : "");
+  item.dataset.id = match.id;
+  item.dataset.group = match.group;
+  item.dataset.stage = match.stage;
+  const picture = document.createElement("img");
+  picture.src = match.image_url;
+  picture.alt = match.title;
+  picture.loading = "lazy";
+  picture.onerror = () => { picture.hidden = true; };
+  const rank = document.createElement("span");
+  rank.className = "match-rank";
+  rank.textContent = match.rank === 1 ? "Best match" : `#${match.rank}`;
+  const title = document.createElement("p");
+  title.className = "match-title";
+  title.textContent = match.title;
+  const meta = document.createElement("div");
+  meta.className = "match-meta";
+  const score = document.createElement("span");
+  score.className = "match-score";
+  score.textContent = `score ${match.score.toFixed(3)}`;
+  const stage = document.createElement("span");
+  stage.className = `stage stage-${match.stage}`;
+  stage.textContent = match.stage_label;
+  stage.title = match.stage === "visual" ? "found by the picture" : "found through the catalogue text of a visual match";
+  meta.append(score, stage);
+  item.append(rank, picture, title, meta);
+  return item;
+}
+
+async function search(blob, name) {
+  if (busy) return;
+  busy = true;
+  showError("");
+  results.replaceChildren();
+  showStatus("Searching…");
+  const form = new FormData();
+  form.append("image", blob, name);
+  try {
+    const response = await fetch("/api/query", { method: "POST", body: form });
+    const payload = await response.json().catch(() => null);
+    if (!response.ok) {
+      const reason = payload && payload.error ? payload.error.message
+        : response.status === 413 ? "The photo file is too large." : `The kiosk answered ${response.status}.`;
+      showStatus("");
+      showError(response.status < 500 ? `Sorry, we could not read this photo. ${reason}` : `Sorry: ${reason}`);
+      return;
+    }
+    results.replaceChildren(...payload.matches.map(card));
+    showStatus(`${payload.matches.length} matches`);
+  } catch (err) {
+    showStatus("");
+    showError("The kiosk did not answer. Please try again.");
+  } finally {
+    busy = false;
+  }
+}
+
+fileInput.addEventListener("change", () => {
+  const file = fileInput.files && fileInput.files[0];
+  if (!file) return;
+  showPhoto(file);
+  search(file, file.name);
+  fileInput.value = "";
+});
+
+startCamera.addEventListener("click", async () => {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showError("No camera here (it needs http://localhost or https). Please choose a photo instead.");
+    return;
+  }
+  try {
+    camera.srcObject = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 960 } }, audio: false,
+    });
+    await camera.play();
+    camera.hidden = false;
+    preview.hidden = true;
+    viewerEmpty.hidden = true;
+    takePhoto.hidden = false;
+    startCamera.hidden = true;
+    showError("");
+  } catch (err) {
+    showError(`The camera could not start (${err.name}). Please choose a photo instead.`);
+  }
+});
+
+takePhoto.addEventListener("click", () => {
+  if (!camera.videoWidth) return;
+  const canvas = document.createElement("canvas");
+  canvas.width = camera.videoWidth;
+  canvas.height = camera.videoHeight;
+  canvas.getContext("2d").drawImage(camera, 0, 0);
+  canvas.toBlob((blob) => {
+    if (!blob) { showError("The camera gave no picture. Please try again."); return; }
+    search(blob, "camera.jpg");
+  }, "image/jpeg", 0.9);
+});

@@ -1,0 +1,92 @@
+"""The kiosk page as a shopper uses it, in real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright): upload a photo -> 7 result cards with the right product first; an unreadable photo -> a
+clear message; the camera path (Chromium's fake camera) -> 7 cards. A screenshot of the results page is
+kept at tests/artifacts/kiosk-results.png."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from runtime import Retriever
+from runtime.kiosk import KioskServer
+
+from .conftest import DEMO, ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = ROOT / "tests" / "artifacts" / "kiosk-results.png"
+QUERY = DEMO / "images" / "yoggi-vanilla-yoghurt_query.jpg"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+# A synthetic camera (moving test pattern) and an auto-accepted permission prompt.
+FAKE_CAMERA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="module")
+def kiosk_url(demo_bundle: Path) -> Iterator[str]:
+    with KioskServer(Retriever.open(demo_bundle), port=0, workers=2) as server:
+        yield server.start().url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["sync_api.Browser"]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + FAKE_CAMERA_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: "sync_api.Browser", kiosk_url: str) -> Iterator["sync_api.Page"]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1024})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(kiosk_url)
+    yield page
+    context.close()
+
+
+def test_upload_shows_seven_cards_with_the_product_first(page: "sync_api.Page", demo_bundle: Path) -> None:
+    with Retriever.open(demo_bundle) as retriever:
+        expected = retriever.query(QUERY)
+    page.set_input_files("#file-input", str(QUERY))
+    cards = page.locator(".match-card")
+    cards.nth(6).wait_for()
+    assert cards.count() == 7
+    first = cards.first
+    assert first.get_attribute("data-group") == "Yoggi-Vanilla-Yoghurt"  # the label of this photo in queries.csv
+    assert first.get_attribute("data-id") == expected[0].id
+    assert first.locator(".match-title").inner_text() == expected[0].title
+    assert first.locator(".match-rank").inner_text() == "Best match"
+    stages = [cards.nth(i).locator(".stage").inner_text() for i in range(7)]
+    assert set(stages) <= {"visual", "text-refined"} and stages[0] == expected[0].stage.replace("text", "text-refined")
+    # Every card's catalogue picture arrived and decoded.
+    page.wait_for_function("[...document.querySelectorAll('.match-card img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("#error").is_hidden()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    print(f"kiosk results screenshot: {SCREENSHOT}")
+
+
+def test_unreadable_photo_shows_a_clear_message(page: "sync_api.Page") -> None:
+    broken = QUERY.read_bytes()[:2000]
+    page.set_input_files("#file-input", files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": broken}])
+    message = page.locator(".error-message")
+    message.wait_for(state="visible")
+    assert "could not read this photo" in message.inner_text() and "truncated" in message.inner_text()
+    assert page.locator(".match-card").count() == 0
+
+
+def test_camera_capture_shows_seven_cards(page: "sync_api.Page") -> None:
+    page.click("#start-camera")
+    page.locator("#take-photo").wait_for(state="visible")
+    page.wait_for_function("document.getElementById('camera').videoWidth > 0")
+    page.click("#take-photo")
+    page.locator(".match-card").nth(6).wait_for()
+    assert page.locator(".match-card").count() == 7
