@@ -5,7 +5,7 @@
         for match in retriever.query("photo.jpg"):
             print(match.title, match.score, match.stage)
 """
-from .errors import BackendError, BundleError, CatalogError, ImageError, ModelCardError, ShadematchError
+from .errors import BackendError, BundleError, CatalogError, EngineError, ImageError, ModelCardError, ShadematchError
 
 __version__ = "0.1.0"
 
@@ -21,5 +21,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "Retriever", "Match", "ShadematchError", "ImageError", "BundleError", "BackendError",
-    "CatalogError", "ModelCardError", "__version__",
+    "CatalogError", "EngineError", "ModelCardError", "__version__",
 ]

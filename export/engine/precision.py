@@ -1,0 +1,100 @@
+"""Reduced-precision ONNX for strongly typed TensorRT builds.
+
+TensorRT 10 deprecated and TensorRT 11 / TensorRT for RTX removed the weak-typing precision flags
+(BuilderFlag.FP16, BuilderFlag.INT8) and the implicit INT8 calibrators: the precision must be in the ONNX
+itself. fp16 uses ONNX Runtime's float16 converter (inputs and outputs stay float32, so the runtime contract
+does not change); INT8 is explicit quantisation, Q/DQ pairs from ONNX Runtime's static quantiser calibrated
+on catalogue photos, symmetric as TensorRT requires.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import onnx
+
+from runtime.errors import ImageError, ShadematchError
+from runtime.image import load_and_prepare
+from runtime.modelcard import ModelCard
+
+from ..catalog import read_catalog_csv
+
+#: fixed so that the same catalogue gives the same Q/DQ model
+CALIBRATION_SEED = 0
+#: the layers TensorRT runs in INT8 from Q/DQ pairs; quantising everything else (ONNX Runtime's default) also
+#: quantises scalar constants (EAST's geometry scale), which TensorRT refuses outside a weight's DQ
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def to_fp16(onnx_path: Path, out: Path) -> Path:
+    """An fp16 copy of the model with float32 inputs and outputs."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    _save_atomic(model, out)
+    return out
+
+
+def calibration_images(catalog_csv: Path, count: int) -> list[Path]:
+    """Up to ``count`` catalogue photos, spread over the catalogue (seeded sample), for INT8 calibration."""
+    rows, _problems = read_catalog_csv(catalog_csv)
+    if not rows:
+        raise ShadematchError(f"{catalog_csv}: no usable catalogue rows for INT8 calibration")
+    images = sorted({row.image for row in rows})
+    if len(images) > count:
+        picked = np.random.default_rng(CALIBRATION_SEED).choice(len(images), size=count, replace=False)
+        images = [images[i] for i in sorted(picked)]
+    return images
+
+
+class _CatalogReader:
+    """ONNX Runtime CalibrationDataReader over prepared photos, one image per batch (EAST's sizes vary)."""
+
+    def __init__(self, images: Sequence[Path], card: ModelCard) -> None:
+        self._batches = self._read(images, card)
+
+    @staticmethod
+    def _read(images: Sequence[Path], card: ModelCard) -> Iterator[dict[str, np.ndarray]]:
+        for image in images:
+            try:
+                yield {card.input.name: load_and_prepare(image, card.input)[None]}
+            except ImageError:
+                continue  # an unreadable catalogue photo is reported by `build`; calibration just skips it
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[Path]) -> Path:
+    """INT8 Q/DQ model calibrated (min-max) on ``images``: symmetric per-channel weights and symmetric
+    per-tensor activations, float biases (TensorRT dequantises only 8-bit and narrower types, not int32):
+    the explicit-quantisation form TensorRT builds."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not images:
+        raise ShadematchError("INT8 calibration needs at least one catalogue photo")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".qdq-", dir=out.parent) as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+        staged = Path(tmp) / out.name
+        quantize_static(
+            str(prepared), str(staged), _CatalogReader(images, card),
+            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=list(QUANTIZED_OPS),
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        )
+        os.replace(staged, out)
+    return out
+
+
+def _save_atomic(model: onnx.ModelProto, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.tmp")
+    onnx.save(model, str(staged))
+    os.replace(staged, out)
