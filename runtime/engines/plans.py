@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..errors import BackendError
 
@@ -133,12 +133,54 @@ def select_plan(
     return min(fitting, key=lambda entry: entry[:2])[2], reasons
 
 
-def find_plans(model: Path, search: Iterable[Path] = ()) -> list[Path]:
-    """Plan manifests that may belong to ``model`` (NAME.onnx): in the folders given, else in `build/` beside
-    the model (where `shadematch engine build` writes by default). The caller matches them by sha256."""
-    folders = list(search) or [model.parent / "build"]
-    found: list[Path] = []
-    for folder in folders:
-        if folder.is_dir():
-            found.extend(sorted(folder.glob("*" + SIDECAR_SUFFIX)))
-    return found
+class NoPlanError(BackendError):
+    """There is no plan for the model at all (as opposed to plans that do not fit this machine)."""
+
+
+def plan_folders(model: Path) -> list[Path]:
+    """Where the plans of NAME.onnx live: `build/` beside it (where `shadematch engine build` writes by
+    default) and, for a bundle's models/visual.onnx, the bundle's `engines/`."""
+    folders = [model.parent / "build", model.parent.parent / "engines"]
+    return [folder for folder in dict.fromkeys(folders) if folder.is_dir()]
+
+
+def find_plans(model: Path) -> list[Path]:
+    """Plan manifests that may belong to ``model``: the sidecar of a .plan, or every sidecar in its plan
+    folders (the caller matches them to the model by sha256)."""
+    if model.suffix == SUFFIX:
+        return [sidecar_for(model)]
+    return [path for folder in plan_folders(model) for path in sorted(folder.glob("*" + SIDECAR_SUFFIX))]
+
+
+def choose_plan(model: Path, device_for: Callable[[str], DeviceInfo]) -> tuple[Path, PlanManifest, DeviceInfo]:
+    """The plan to run for ``model`` (an ONNX model, or a plan with its sidecar) on this machine.
+
+    ``device_for(flavour)`` describes the GPU as that TensorRT flavour sees it, or raises BackendError (no
+    library, no pycuda, no GPU); it is only called for flavours that some plan was built with. NoPlanError
+    when there is no plan at all, BackendError naming every reason when none fits.
+    """
+    from ..bundle import sha256_file  # the bundle module's one hashing helper
+
+    sidecars = find_plans(model)
+    if not sidecars:
+        raise NoPlanError(f"no TensorRT plan for {model.name} (build one with `shadematch engine build`)")
+    manifests, reasons = [], []
+    for sidecar in sidecars:
+        try:
+            manifests.append((sidecar.parent, PlanManifest.load(sidecar)))
+        except BackendError as exc:
+            reasons.append(str(exc))
+    onnx_sha256 = None if model.suffix == SUFFIX else sha256_file(model)
+    for flavor in dict.fromkeys(manifest.flavor for _, manifest in manifests):
+        try:
+            device = device_for(flavor)
+        except BackendError as exc:
+            reasons.append(f"{flavor} plans cannot run here: {exc}")
+            continue
+        candidates = [(folder, m) for folder, m in manifests if m.flavor == flavor]
+        chosen, passed_over = select_plan([m for _, m in candidates], device, onnx_sha256)
+        reasons.extend(passed_over)
+        if chosen is not None:
+            folder = next(folder for folder, m in candidates if m is chosen)
+            return folder / chosen.plan, chosen, device
+    raise BackendError(f"no TensorRT plan for {model.name} fits this machine: " + "; ".join(reasons))
