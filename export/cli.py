@@ -29,6 +29,8 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
+    p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
     add_backend_options(p)
     p.set_defaults(handler=_build)
 
@@ -44,9 +46,9 @@ def _build(args: argparse.Namespace) -> int:
     text = TextMapParams()
     text = replace(text, top_n=args.text_top_n or text.top_n,
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
-    options = BuildOptions(backend=args.backend, threads=args.threads, batch_size=args.batch_size,
+    options = BuildOptions(backend=args.backend or "auto", threads=args.threads, batch_size=args.batch_size,
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, text=text,
-                           progress=not args.quiet)
+                           progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend)
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)
@@ -68,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
         from .demo import run_demo
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    run_demo(args.out, backend=args.backend, threads=args.threads, progress=not args.quiet)
+    run_demo(args.out, backend=args.backend or "auto", threads=args.threads, progress=not args.quiet)
     return 0
 
 
@@ -172,7 +174,7 @@ def _text_eval(args: argparse.Namespace) -> int:
         raise _needs_export_extra(exc) from None
     from runtime.text.detector import DEFAULT_TEXT_MODEL, TextDetector
 
-    with TextDetector.open(args.model or DEFAULT_TEXT_MODEL, args.backend, args.threads, score_threshold=args.threshold) as detector:
+    with TextDetector.open(args.model or DEFAULT_TEXT_MODEL, args.backend or "auto", args.threads, score_threshold=args.threshold) as detector:
         score = evaluate_detector(detector, args.data).to_dict()
     print(json.dumps(score) if args.json else " ".join(f"{k}={v}" for k, v in score.items()))
     return 0
