@@ -286,6 +286,7 @@ def register_engine(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--compute-capability", nargs="+", default=(), metavar="X.Y", help="RTX targets, e.g. 8.6 8.9 (default: 8.0 8.6 8.9 12.0 12.1)")
     b.add_argument("--calibration", type=Path, default=None, help="catalogue CSV whose photos calibrate INT8 (default: the demo catalogue)")
     b.add_argument("--calibration-count", type=int, default=32, help="calibration photos (default: 32)")
+    b.add_argument("--calibration-method", choices=("percentile", "minmax", "entropy"), default="percentile", help="INT8 activation ranges (default: percentile 99.99)")
     b.add_argument("--timing-cache", type=Path, default=None, help="timing cache file, reused across builds (default: OUT/timing.cache; full TensorRT)")
     b.set_defaults(handler=_engine_build)
 
@@ -298,7 +299,7 @@ def _engine_build(args: argparse.Namespace) -> int:
     options = EngineBuildOptions(
         flavor=args.flavor, precision=args.precision, max_batch=args.max_batch,
         compute_capabilities=tuple(args.compute_capability), calibration_catalog=args.calibration or DEMO_CATALOG,
-        calibration_count=args.calibration_count, timing_cache=args.timing_cache,
+        calibration_count=args.calibration_count, calibration_method=args.calibration_method, timing_cache=args.timing_cache,
     )
     for onnx in args.onnx:
         report = build_engine(onnx, args.out, options)

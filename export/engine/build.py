@@ -47,6 +47,7 @@ class EngineBuildOptions:
     compute_capabilities: tuple[str, ...] = ()  # RTX: default DEFAULT_RTX_TARGETS; full TensorRT: this GPU
     calibration_catalog: Path = DEMO_CATALOG
     calibration_count: int = 32
+    calibration_method: str = "percentile"
     timing_cache: Path | None = None  # default: OUT/timing.cache (full TensorRT)
     overwrite: bool = True
 
@@ -161,10 +162,10 @@ def write_qdq_model(onnx_path: Path, card: ModelCard, out_dir: Path, options: En
     how its accuracy cost is measured on a CPU: `shadematch build --model` it and `shadematch eval`)."""
     images = calibration_images(options.calibration_catalog, options.calibration_count)
     qdq = out_dir / f"{card.name}-int8-qdq.onnx"
-    quantize_qdq(onnx_path, qdq, card, images)
+    quantize_qdq(onnx_path, qdq, card, images, options.calibration_method)
     raw = {**card.raw, "name": f"{card.name}-int8-qdq", "file": qdq.name, "sha256": sha256_file(qdq),
            "quantization": {"format": "QDQ", "weights": "int8 symmetric per-channel",
-                            "activations": "int8 symmetric per-tensor, min-max",
+                            "activations": f"int8 symmetric per-tensor, {options.calibration_method} calibration",
                             "calibration": {"catalog": str(options.calibration_catalog), "images": len(images)},
                             "source_sha256": card.sha256}}
     card_path = card_path_for(qdq)
