@@ -35,7 +35,8 @@ class Retriever:
     """A loaded bundle plus an inference backend.
 
     Thread safety: ``query``, ``query_batch`` and ``search`` may run from several threads at once (the
-    bundle is read-only and the ONNX Runtime backend is thread-safe); ``close`` must come last.
+    bundle is read-only; ONNX Runtime sessions are thread-safe, and the TensorRT backend gives each thread its
+    own execution context and stream); ``close`` must come last.
     """
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
