@@ -46,8 +46,25 @@ def test_visual_int8_plan_from_a_calibrated_qdq_model(tmp_path: Path, demo_queri
 
 
 def test_text_detector_int8_builds(tmp_path: Path) -> None:
-    """EAST's scalar geometry scale must stay unquantised: TensorRT refuses a quantised constant outside a
-    weight's DequantizeLinear."""
+    """EAST's scalar geometry scale must stay unquantised (TensorRT refuses a quantised constant outside a
+    weight's DequantizeLinear), and photos of several aspect ratios must calibrate together."""
     needs_rtx()
-    report = _build_int8(ENGINES / "east_lite0.onnx", tmp_path, count=2)
+    report = _build_int8(ENGINES / "east_lite0.onnx", tmp_path, count=4)
     assert PlanManifest.load(sidecar_for(report.plan)).precision == "int8"
+
+
+def test_text_calibration_samples_share_one_shape() -> None:
+    """ONNX Runtime's histogram calibrators (percentile, entropy) stack all samples' activations, so the
+    text detector's photos of several aspect ratios are padded to one square shape."""
+    pytest.importorskip("sklearn")
+    from export.engine.precision import CatalogReader, calibration_images
+    from runtime.image import load_and_prepare
+
+    card = ModelCard.load(card_path_for(ENGINES / "east_lite0.onnx"))
+    images = calibration_images(DEMO / "catalog.csv", 24)
+    assert len({load_and_prepare(p, card.input).shape for p in images}) > 1  # the photos really differ
+    reader = CatalogReader(images, card)
+    samples = list(iter(reader.get_next, None))
+    assert len(samples) == 24 and {s["image"].shape for s in samples} == {(1, 3, 384, 384)}
+    first = load_and_prepare(images[0], card.input)
+    np.testing.assert_array_equal(samples[0]["image"][0, :, : first.shape[1], : first.shape[2]], first)

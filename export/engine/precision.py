@@ -58,22 +58,35 @@ def calibration_images(catalog_csv: Path, count: int) -> list[Path]:
     return images
 
 
-class _CatalogReader:
-    """ONNX Runtime CalibrationDataReader over prepared photos, one image per batch (EAST's sizes vary)."""
+class CatalogReader:
+    """ONNX Runtime CalibrationDataReader over prepared photos, one image per batch."""
 
     def __init__(self, images: Sequence[Path], card: ModelCard) -> None:
         self._batches = self._read(images, card)
 
     @staticmethod
     def _read(images: Sequence[Path], card: ModelCard) -> Iterator[dict[str, np.ndarray]]:
+        side = max(card.input.height, card.input.width)
         for image in images:
             try:
-                yield {card.input.name: load_and_prepare(image, card.input)[None]}
+                prepared = load_and_prepare(image, card.input)
             except ImageError:
                 continue  # an unreadable catalogue photo is reported by `build`; calibration just skips it
+            if card.input.resize == "longer_side_multiple_32":
+                prepared = _pad_square(prepared, side)
+            yield {card.input.name: prepared[None]}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
+
+
+def _pad_square(image: np.ndarray, side: int) -> np.ndarray:
+    """The text detector keeps each photo's aspect, so its inputs differ in shape, but the histogram
+    calibrators (percentile, entropy) stack every sample's activations: pad to side x side, bottom and right,
+    with 0, which is mid-grey after normalisation."""
+    padded = np.zeros((image.shape[0], side, side), dtype=image.dtype)
+    padded[:, : image.shape[1], : image.shape[2]] = image
+    return padded
 
 
 def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[Path], method: str = "percentile") -> Path:
@@ -94,7 +107,7 @@ def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[P
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
         staged = Path(tmp) / out.name
         quantize_static(
-            str(prepared), str(staged), _CatalogReader(images, card),
+            str(prepared), str(staged), CatalogReader(images, card),
             quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=list(QUANTIZED_OPS),
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod[method_name],
