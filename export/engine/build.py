@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,6 @@ class EngineBuildOptions:
     calibration_count: int = 32
     calibration_method: str = "percentile"
     timing_cache: Path | None = None  # default: OUT/timing.cache (full TensorRT)
-    overwrite: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,9 +100,7 @@ def build_engine(onnx_path: Path, out_dir: Path, options: EngineBuildOptions = E
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{card.name}.{library.flavor}.{options.precision}.{'-'.join('sm' + t.replace('.', '') for t in targets)}"
-    plan_path = out_dir / f"{stem}.plan"
-    if plan_path.exists() and not options.overwrite:
-        raise EngineError(f"{plan_path} already exists")
+    plan_path = out_dir / f"{stem}.plan"  # a rebuild replaces it, atomically, with its manifest
     with tempfile.TemporaryDirectory(prefix=".engine-", dir=out_dir) as tmp:
         source, use_flags = _precision_source(onnx_path, card, library, options, out_dir, Path(tmp))
         plan, network_io, timing = _build(library, source, profile, targets, options, use_flags, out_dir)
