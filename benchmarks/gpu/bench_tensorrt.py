@@ -61,7 +61,7 @@ def speed(run_batch: Callable[[np.ndarray], object], batch1: np.ndarray, batch64
     one = timed(lambda: run_batch(batch1), rounds)
     many = timed(lambda: run_batch(batch64), max(5, rounds // 10))
     return {"batch1_p50_ms": round(1e3 * float(np.median(one)), 3), "batch1_p95_ms": round(1e3 * float(np.percentile(one, 95)), 3),
-            "batch64_images_per_s": round(64 / float(np.median(many)), 1)}
+            "batch64_images_per_s": round(len(batch64) / float(np.median(many)), 1)}
 
 
 def torch_eager(device: str) -> Callable[[np.ndarray], object] | None:
