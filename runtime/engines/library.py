@@ -36,13 +36,10 @@ class TensorRTLibrary:
 
     @property
     def strongly_typed(self) -> bool:
-        """Strongly typed networks (TensorRT >= 9, RTX): precision comes from the ONNX types, not flags."""
+        """Strongly typed networks (TensorRT >= 9, RTX): precision comes from the ONNX types. Without them
+        (TensorRT 8) the weak-typing flags BuilderFlag.FP16 / INT8 are the only way, and they are used then;
+        TensorRT 10 deprecated those flags, TensorRT 11 and TensorRT for RTX removed them."""
         return hasattr(self.module.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-
-    @property
-    def precision_flags(self) -> bool:
-        """Weak-typing precision flags (BuilderFlag.FP16): deprecated in TensorRT 10, removed in 11 and RTX."""
-        return hasattr(self.module.BuilderFlag, "FP16")
 
     @property
     def targets_compute_capabilities(self) -> bool:
