@@ -49,6 +49,8 @@ class BuildOptions:
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
     progress: bool = True
+    engines: tuple[Path, ...] = ()  # TensorRT plans of the model to carry (`shadematch engine build`)
+    bundle_backend: str = "auto"  # the backend the bundle asks for when opened
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
-        overwrite=options.overwrite,
+        plans=options.engines, backend=options.bundle_backend, overwrite=options.overwrite,
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)

@@ -11,14 +11,15 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from runtime import __version__
 from runtime import bundle as layout
 from runtime.catalog import CatalogItem, write_catalog
-from runtime.errors import BundleError
+from runtime.engines.plans import PlanManifest, sidecar_for
+from runtime.errors import BackendError, BundleError
 from runtime.index import VisualIndex
 from runtime.modelcard import ModelCard
 from runtime.textmap import TextNeighbours
@@ -73,14 +74,26 @@ def write_bundle(
     k: int,
     top: int,
     vote: int = 0,
+    plans: Sequence[Path] = (),
+    backend: str = "auto",
     overwrite: bool = False,
 ) -> Path:
-    """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout)."""
+    """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
+    of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
+    engines = [_checked_plan(Path(plan), card) for plan in plans]
+    names = [manifest.plan for _, manifest in engines]
+    if len(set(names)) != len(names):
+        raise BundleError(f"two plans share a file name: {', '.join(sorted(names))}")
     with atomic_directory(out, overwrite) as tmp:
         (tmp / "models").mkdir()
         shutil.copyfile(model_path, tmp / layout.MODEL_FILE)
+        if engines:
+            (tmp / layout.ENGINES_DIR).mkdir()
+        for plan, manifest in engines:
+            shutil.copyfile(plan, tmp / layout.ENGINES_DIR / plan.name)
+            shutil.copyfile(sidecar_for(plan), tmp / layout.ENGINES_DIR / sidecar_for(plan).name)
         (tmp / layout.CARD_FILE).write_text(json.dumps(card.raw, indent=2) + "\n", encoding="utf-8")
         np.save(tmp / layout.VECTORS_FILE, np.ascontiguousarray(index.vectors, dtype=np.float32), allow_pickle=False)
         has_graph = index.save(tmp / layout.INDEX_FILE)
@@ -98,6 +111,13 @@ def write_bundle(
                       **index.params.to_dict()},
             "text_map": {**text_params, "links": int(len(text_map.indices))},
             "search": {"k": k, "top": top, "vote": vote},
+            "backend": backend,
+            "engines": [
+                {"plan": f"{layout.ENGINES_DIR}/{m.plan}", "manifest": f"{layout.ENGINES_DIR}/{m.plan}.json",
+                 "flavor": m.flavor, "library_version": m.library_version,
+                 "compute_capabilities": list(m.compute_capabilities), "precision": m.precision}
+                for _, m in engines
+            ],
             "catalog": {"items": len(items), "groups": len({item.group for item in items})},
             "files": {
                 str(path.relative_to(tmp)): {"bytes": path.stat().st_size, "sha256": layout.sha256_file(path)}
@@ -106,3 +126,23 @@ def write_bundle(
         }
         (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(out)
+
+
+def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:
+    """A plan with its sidecar, checked to be intact and built from the bundle's visual model."""
+    if not plan.is_file():
+        raise BundleError(f"engine plan not found: {plan}")
+    try:
+        manifest = PlanManifest.load(sidecar_for(plan))
+    except BackendError as exc:
+        raise BundleError(str(exc)) from None
+    if manifest.plan != plan.name:
+        raise BundleError(f"{sidecar_for(plan).name} describes {manifest.plan}, not {plan.name}")
+    if layout.sha256_file(plan) != manifest.plan_sha256:
+        raise BundleError(f"{plan}: checksum does not match its manifest; the plan was modified or corrupted")
+    if manifest.onnx_sha256 != card.sha256:
+        raise BundleError(
+            f"{plan.name} was built from another model ({manifest.model_name}, ONNX sha256 {manifest.onnx_sha256[:12]}…), "
+            f"not the bundle's {card.name}; build it with `shadematch engine build --onnx` on that model"
+        )
+    return plan, manifest

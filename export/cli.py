@@ -30,6 +30,8 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
+    p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
     add_backend_options(p)
     p.set_defaults(handler=_build)
 
@@ -45,9 +47,9 @@ def _build(args: argparse.Namespace) -> int:
     text = TextMapParams()
     text = replace(text, top_n=args.text_top_n or text.top_n,
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
-    options = BuildOptions(backend=args.backend, threads=args.threads, batch_size=args.batch_size,
+    options = BuildOptions(backend=args.backend or "auto", threads=args.threads, batch_size=args.batch_size,
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, text=text,
-                           progress=not args.quiet)
+                           progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend)
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)
@@ -69,7 +71,7 @@ def _demo(args: argparse.Namespace) -> int:
         from .demo import run_demo
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    run_demo(args.out, backend=args.backend, threads=args.threads, progress=not args.quiet)
+    run_demo(args.out, backend=args.backend or "auto", threads=args.threads, progress=not args.quiet)
     return 0
 
 
@@ -173,7 +175,7 @@ def _text_eval(args: argparse.Namespace) -> int:
         raise _needs_export_extra(exc) from None
     from runtime.text.detector import DEFAULT_TEXT_MODEL, TextDetector
 
-    with TextDetector.open(args.model or DEFAULT_TEXT_MODEL, args.backend, args.threads, score_threshold=args.threshold) as detector:
+    with TextDetector.open(args.model or DEFAULT_TEXT_MODEL, args.backend or "auto", args.threads, score_threshold=args.threshold) as detector:
         score = evaluate_detector(detector, args.data).to_dict()
     print(json.dumps(score) if args.json else " ".join(f"{k}={v}" for k, v in score.items()))
     return 0
@@ -275,4 +277,42 @@ def _text_data(args: argparse.Namespace) -> int:
     out = generate(args.out, args.count, args.seed, size=args.size, photo_dir=args.photos, workers=args.workers)
     seconds = time.perf_counter() - start
     print(f"wrote {out}: {args.count} images in {seconds:.1f} s ({args.count / max(seconds, 1e-9):.1f} images/s)")
+    return 0
+
+
+def register_engine(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("engine", help="TensorRT engines from ONNX models", description="Build TensorRT engine plans (with sidecar manifests) from the ONNX models.")
+    actions = p.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
+    b = actions.add_parser("build", help="build a plan from an ONNX model and its card",
+                           description="ONNX -> TensorRT plan + NAME.plan.json manifest. TensorRT for RTX (--flavor rtx) builds "
+                                       "ahead of time without a GPU for a list of compute capabilities; full TensorRT builds "
+                                       "for the GPU it runs on.")
+    b.add_argument("--onnx", required=True, type=Path, nargs="+", help="ONNX model(s) with their .card.json")
+    b.add_argument("--out", type=Path, default=Path("engines/build"), help="output folder (default: engines/build)")
+    b.add_argument("--flavor", choices=("tensorrt", "rtx"), default=None, help="TensorRT flavour (default: the first installed, full TensorRT first)")
+    b.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="int8: explicit Q/DQ calibrated on --calibration photos")
+    b.add_argument("--max-batch", type=int, default=16, help="largest batch of the optimisation profile (default: 16)")
+    b.add_argument("--compute-capability", nargs="+", default=(), metavar="X.Y", help="RTX targets, e.g. 8.6 8.9 (default: 8.0 8.6 8.9 12.0 12.1)")
+    b.add_argument("--calibration", type=Path, default=None, help="catalogue CSV whose photos calibrate INT8 (default: the demo catalogue)")
+    b.add_argument("--calibration-count", type=int, default=32, help="calibration photos (default: 32)")
+    b.add_argument("--calibration-method", choices=("percentile", "minmax", "entropy"), default="percentile", help="INT8 activation ranges (default: percentile 99.99)")
+    b.add_argument("--timing-cache", type=Path, default=None, help="timing cache file, reused across builds (default: OUT/timing.cache; full TensorRT)")
+    b.set_defaults(handler=_engine_build)
+
+
+def _engine_build(args: argparse.Namespace) -> int:
+    try:
+        from .engine.build import DEMO_CATALOG, EngineBuildOptions, build_engine
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    options = EngineBuildOptions(
+        flavor=args.flavor, precision=args.precision, max_batch=args.max_batch,
+        compute_capabilities=tuple(args.compute_capability), calibration_catalog=args.calibration or DEMO_CATALOG,
+        calibration_count=args.calibration_count, calibration_method=args.calibration_method, timing_cache=args.timing_cache,
+    )
+    for onnx in args.onnx:
+        report = build_engine(onnx, args.out, options)
+        m = report.manifest
+        print(f"built {report.plan} ({m.library_module} {m.library_version}, {m.precision}, "
+              f"compute capability {' '.join(m.compute_capabilities)}, {m.plan_bytes / 1e6:.1f} MB) in {report.seconds:.1f} s")
     return 0

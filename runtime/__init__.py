@@ -6,8 +6,8 @@
             print(match.title, match.score, match.stage)
 """
 from .errors import (
-    BackendError, BundleError, CatalogError, ImageError, ImageTooLargeError, ModelCardError, ShadematchError,
-    UnsupportedImageError,
+    BackendError, BundleError, CatalogError, EngineError, ImageError, ImageTooLargeError, ModelCardError,
+    ShadematchError, UnsupportedImageError,
 )
 
 __version__ = "0.1.0"
@@ -24,5 +24,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "Retriever", "Match", "ShadematchError", "ImageError", "ImageTooLargeError", "UnsupportedImageError",
-    "BundleError", "BackendError", "CatalogError", "ModelCardError", "__version__",
+    "BundleError", "BackendError", "CatalogError", "EngineError", "ModelCardError", "__version__",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .catalog import CatalogItem, read_catalog
-from .errors import BundleError, ModelCardError
+from .errors import BackendError, BundleError, ModelCardError
 from .index import IndexParams, VisualIndex
 from .modelcard import ModelCard
 from .textmap import TextNeighbours
@@ -29,6 +29,8 @@ VECTORS_FILE = "vectors.npy"
 INDEX_FILE = "index.bin"
 TEXT_MAP_FILE = "text_map.npz"
 CATALOG_FILE = "catalog.jsonl"
+ENGINES_DIR = "engines"
+BACKENDS = ("auto", "tensorrt", "onnxruntime")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -50,6 +52,16 @@ class Bundle:
     catalog: list[CatalogItem]
     index: VisualIndex
     text_map: TextNeighbours
+
+    @property
+    def backend(self) -> str:
+        """The backend the bundle asks for ("auto" for bundles written before engines existed)."""
+        return str(self.manifest.get("backend", "auto"))
+
+    @property
+    def plans(self) -> list[Path]:
+        """TensorRT plans carried by the bundle (each with its NAME.plan.json), in the author's order."""
+        return [self.path / entry["plan"] for entry in self.manifest.get("engines", [])]
 
     @property
     def k(self) -> int:
@@ -126,6 +138,7 @@ def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
         raise BundleError(str(exc)) from None
     if card.sha256 != manifest["files"][MODEL_FILE]["sha256"]:
         raise BundleError(f"{path}: the model card's sha256 does not match {MODEL_FILE}")
+    _check_engines(path, manifest, card)
     catalog = read_catalog(path / CATALOG_FILE)
     try:
         vectors = np.load(path / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
@@ -148,3 +161,39 @@ def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if len(text_map) != len(catalog):
         raise BundleError(f"{path}: {TEXT_MAP_FILE} covers {len(text_map)} rows, the catalogue has {len(catalog)}")
     return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map)
+
+
+def _check_engines(path: Path, manifest: dict[str, Any], card: ModelCard) -> None:
+    """Engines are optional (format 1 bundles written before them have none); when present, every plan and
+    sidecar is listed (so checksummed), describes the bundle's model, and nothing unlisted sits beside them
+    (the TensorRT backend would otherwise consider it)."""
+    from .engines.plans import PlanManifest  # light, but only bundles with engines need it
+
+    backend = manifest.get("backend", "auto")
+    if backend not in BACKENDS:
+        raise BundleError(f"{path}: unknown backend {backend!r} in the manifest (known: {', '.join(BACKENDS)})")
+    entries = manifest.get("engines", [])
+    if not isinstance(entries, list):
+        raise BundleError(f"{path}: section 'engines' is malformed")
+    listed = set()
+    for entry in entries:
+        try:
+            plan, sidecar = entry["plan"], entry["manifest"]
+        except (KeyError, TypeError):
+            raise BundleError(f"{path}: malformed engines entry {entry!r}") from None
+        for name in (plan, sidecar):
+            if name not in manifest["files"]:
+                raise BundleError(f"{path}: the manifest does not list {name}")
+            listed.add(name)
+        try:
+            plan_manifest = PlanManifest.load(path / sidecar)
+        except BackendError as exc:
+            raise BundleError(str(exc)) from None
+        if plan_manifest.onnx_sha256 != card.sha256:
+            raise BundleError(f"{path}: {plan} was built from another model than {MODEL_FILE}")
+    engines_dir = path / ENGINES_DIR
+    if engines_dir.is_dir():
+        unlisted = sorted(p.relative_to(path).as_posix() for p in engines_dir.rglob("*") if p.is_file()
+                          and p.relative_to(path).as_posix() not in listed)
+        if unlisted:
+            raise BundleError(f"{path}: files in {ENGINES_DIR}/ that the manifest does not list: {', '.join(unlisted)}")

@@ -65,7 +65,8 @@ def add_bundle_option(parser: argparse.ArgumentParser) -> None:
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and --threads, shared by every command that runs a model."""
-    parser.add_argument("--backend", choices=backend_names(), default="auto", help="inference backend (default: auto)")
+    parser.add_argument("--backend", choices=backend_names(), default=None,
+                        help="inference backend (default: the bundle's choice, else auto: TensorRT when a plan fits this GPU, else ONNX Runtime)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
 
 
@@ -122,6 +123,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"index       {bundle.index.kind}" + (f" (M={index['M']}, ef={index['ef']})" if bundle.index.kind == "hnsw" else ""))
     print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {manifest['text_map'].get('top_n')}, threshold {manifest['text_map'].get('threshold')})")
     print(f"search      k={bundle.k}, top={bundle.top}")
+    print(f"backend     {bundle.backend}")
+    for entry in manifest.get("engines", []):
+        print(f"engine      {entry['plan']} ({entry['flavor']} {entry['library_version']}, {entry['precision']}, "
+              f"compute capability {' '.join(entry['compute_capabilities'])})")
     return 0
 
 
@@ -174,7 +179,7 @@ def _text(args: argparse.Namespace) -> int:
     from .text.detector import TextDetector
     from .text.overlay import draw_overlay
 
-    with TextDetector.open(args.model, args.backend, args.threads, score_threshold=args.threshold) as detector:
+    with TextDetector.open(args.model, args.backend or "auto", args.threads, score_threshold=args.threshold) as detector:
         boxes = detector.detect(args.image)
     if args.out is not None:
         draw_overlay(load_image(args.image), boxes, args.out)

@@ -25,6 +25,10 @@ class BackendError(ShadematchError):
     """An inference backend is unavailable, failed to load a model, or was fed the wrong inputs."""
 
 
+class EngineError(ShadematchError):
+    """A TensorRT engine could not be built: the ONNX parser or the builder refused the model."""
+
+
 class BundleError(ShadematchError):
     """A bundle is missing a file, has a wrong checksum, or comes from another format version."""
 

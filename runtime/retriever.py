@@ -35,7 +35,8 @@ class Retriever:
     """A loaded bundle plus an inference backend.
 
     Thread safety: ``query``, ``query_batch`` and ``search`` may run from several threads at once (the
-    bundle is read-only and the ONNX Runtime backend is thread-safe); ``close`` must come last.
+    bundle is read-only; ONNX Runtime sessions are thread-safe, and the TensorRT backend gives each thread its
+    own execution context and stream); ``close`` must come last.
     """
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
@@ -45,11 +46,13 @@ class Retriever:
 
     @classmethod
     def open(
-        cls, path: str | Path, *, backend: str = "auto", threads: int | None = None, verify: bool = True
+        cls, path: str | Path, *, backend: str | None = None, threads: int | None = None, verify: bool = True
     ) -> "Retriever":
-        """Open and verify a bundle, then load its visual model with ``backend``."""
+        """Open and verify a bundle, then load its visual model with ``backend`` ("auto", "tensorrt",
+        "onnxruntime"; default: the bundle's choice). "auto" runs one of the bundle's TensorRT plans when
+        one fits this GPU and library, else ONNX Runtime (the reason is logged to the "shadematch" logger)."""
         bundle = open_bundle(path, verify=verify)
-        return cls(bundle, open_backend(bundle.model_path, backend, threads=threads))
+        return cls(bundle, open_backend(bundle.model_path, backend or bundle.backend, threads=threads))
 
     def query(self, image: ImageSource, *, k: int | None = None, top: int | None = None) -> list[Match]:
         """The best ``top`` (default 7) catalogue items for one photo."""

@@ -33,3 +33,22 @@ def bundle_copy(demo_bundle: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_queries() -> list[Path]:
     return sorted((DEMO / "images").glob("*_query.jpg"))
+
+
+@pytest.fixture(scope="session")
+def rtx_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """fp32 plans (TensorRT for RTX's default targets) of every shipped model, by model name, plus a Turing
+    (7.5) plan of the default visual model under "<name>@7.5": real plans for real manifests."""
+    from tests.engine_fixtures import needs_rtx, shipped_models
+
+    needs_rtx()
+    from export.engine import EngineBuildOptions, build_engine
+
+    out = tmp_path_factory.mktemp("plans")
+    plans = {}
+    for model in shipped_models():
+        report = build_engine(model, out, EngineBuildOptions(flavor="rtx", max_batch=4))
+        plans[report.manifest.model_name] = report.plan
+    turing = build_engine(MODEL, out, EngineBuildOptions(flavor="rtx", max_batch=4, compute_capabilities=("7.5",)))
+    plans[f"{turing.manifest.model_name}@7.5"] = turing.plan
+    return plans

@@ -1,22 +1,29 @@
 """Backend factory: imports each backend lazily, so a missing optional engine is a clear error, not a crash.
 
-Each backend is one small module registered here by name; adding TensorRT means adding one entry.
+Each backend is one small module registered here by name.
 """
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
+from ..engines.plans import NoPlanError
 from ..errors import BackendError
 from .base import Backend, TensorSpec
 
+LOG = logging.getLogger("shadematch")
+
 #: name -> (module, class, the pip extra that provides its library)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
+    "tensorrt": ("runtime.backends.tensorrt", "TensorRTBackend", "shadematch[gpu], or shadematch[rtx] and pycuda"),
     "onnxruntime": ("runtime.backends.onnxruntime", "OnnxRuntimeBackend", "shadematch"),
 }
-#: Order in which "auto" tries backends; the first that imports and loads the model wins.
-AUTO_ORDER: tuple[str, ...] = ("onnxruntime",)
+#: Order in which "auto" tries backends; the first that loads the model wins. TensorRT comes first because it
+#: loads only when a plan built from this very model fits this GPU and library (else it says why, and the
+#: reason is logged before ONNX Runtime takes over).
+AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime")
 
 
 def backend_names() -> list[str]:
@@ -33,6 +40,9 @@ def open_backend(model_path: str | Path, kind: str = "auto", **options: Any) -> 
                 return open_backend(model_path, name, **options)
             except BackendError as exc:
                 errors.append(str(exc))
+                # no plan at all is the normal CPU case; a plan that cannot run here deserves a warning
+                level = logging.INFO if isinstance(exc, NoPlanError) else logging.WARNING
+                LOG.log(level, "backend %s not used for %s: %s", name, Path(model_path).name, exc)
         raise BackendError("no backend could load the model: " + "; ".join(errors))
     try:
         module_name, class_name, extra = _REGISTRY[kind]
