@@ -65,6 +65,15 @@ def two_stage_search(
 ) -> list[list[Hit]]:
     """Algorithm 1 for a batch of descriptors (N, D); k = 0 gives the visual ranking alone."""
     ids, scores = index.search(queries, max(top, k))
+    return refine_batch(queries, ids, scores, index, text_map, k, top)
+
+
+def refine_batch(
+    queries: np.ndarray, ids: np.ndarray, scores: np.ndarray, index: VisualIndex, text_map: TextNeighbours,
+    k: int, top: int = 7,
+) -> list[list[Hit]]:
+    """The second stage for a batch whose visual rankings (``index.search``) are known; split out so that
+    `shadematch bench` times the index search and the refinement apart."""
     return [
         refine(queries[i], ids[i], scores[i], index.vectors, text_map, k, top) if k > 0
         else [Hit(int(r), float(s), VISUAL) for r, s in zip(ids[i][:top], scores[i][:top])]
