@@ -1,9 +1,12 @@
 """`shadematch build`: catalogue CSV -> descriptors -> HNSW index + text map -> bundle."""
 from __future__ import annotations
 
+import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
@@ -85,3 +88,63 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def build_bundle_from_vectors(
+    vectors_npy: Path, titles_csv: Path, out: Path, options: BuildOptions = BuildOptions(), timings: dict | None = None
+) -> BuildReport:
+    """A bundle from descriptors computed elsewhere (a feature-extraction run, a synthetic catalogue) and a
+    CSV with the columns id,title[,group[,image]] in the same row order: the CNN does not run again.
+
+    ``timings``, when given, receives the seconds of each step (index, text map, writing)."""
+    started = time.perf_counter()
+    timings = {} if timings is None else timings
+    if Path(out).exists() and not options.overwrite:
+        raise BundleError(f"{out} already exists (use --force to replace it)")
+    try:
+        vectors = np.load(vectors_npy, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{vectors_npy}: not a readable .npy array ({exc})") from None
+    items = _read_titles(titles_csv)
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or len(vectors) != len(items):
+        raise CatalogError(
+            f"{vectors_npy}: {vectors.dtype} {vectors.shape} does not match {len(items)} rows of {titles_csv} "
+            "(need float32 (rows, dim))"
+        )
+    norms = np.linalg.norm(vectors[: min(len(vectors), 1000)], axis=1)
+    if not np.allclose(norms, 1.0, atol=1e-3):
+        raise CatalogError(f"{vectors_npy}: rows are not L2-normalised descriptors")
+    card = load_checked_card(options.model)
+    clock = time.perf_counter()
+    index = VisualIndex.build(vectors, options.index, threads=options.threads or -1)
+    timings["index_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    text_map = build_text_map([item.title for item in items], options.text)
+    timings["text_map_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    write_bundle(
+        out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
+        text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top,
+        overwrite=options.overwrite,
+    )
+    timings["write_s"] = time.perf_counter() - clock
+    return BuildReport(Path(out), len(items), 0, time.perf_counter() - started)
+
+
+def _read_titles(path: Path) -> list[CatalogItem]:
+    """Rows id,title[,group[,image]] of a titles CSV, with the line of the first bad row in the error."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"id", "title"} <= set(reader.fieldnames):
+                raise CatalogError(f"{path}: needs the columns id,title[,group[,image]]")
+            items = []
+            for line, row in enumerate(reader, start=2):
+                if not row.get("id"):
+                    raise CatalogError(f"{path} line {line}: empty id")
+                items.append(CatalogItem(row["id"], row.get("title") or "", row.get("image") or "", row.get("group") or row["id"]))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc})") from None
+    if not items:
+        raise CatalogError(f"{path}: no rows")
+    return items
