@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from runtime.pooling import DEFAULT_LEVELS
 from .bundle import write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
+from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
@@ -50,6 +52,10 @@ class BuildOptions:
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
     progress: bool = True
+    # Worker processes for feature extraction (each one ONNX Runtime thread); 0 = one process. A work
+    # directory keeps finished shards, so an interrupted build resumes where it stopped.
+    workers: int = 0
+    work_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,14 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
     card = load_checked_card(options.model)
-    with open_backend(options.model, options.backend, threads=options.threads) as backend:
-        embedder = Embedder(backend, card, options.levels)
-        vectors, kept, image_problems = extract_features(
-            rows, embedder, options.batch_size, workers=options.threads or 2, progress=options.progress
-        )
+    if options.workers > 1 or options.work_dir is not None:
+        vectors, kept, image_problems = _extract_in_shards(rows, card, options)
+    else:
+        with open_backend(options.model, options.backend, threads=options.threads) as backend:
+            embedder = Embedder(backend, card, options.levels)
+            vectors, kept, image_problems = extract_features(
+                rows, embedder, options.batch_size, workers=options.threads or 2, progress=options.progress
+            )
     settle_problems(catalog_csv, image_problems, options.skip_bad)
     if not kept:
         raise CatalogError(f"{catalog_csv}: no usable catalogue rows")
@@ -88,6 +97,14 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def _extract_in_shards(rows, card: ModelCard, options: BuildOptions):
+    shard_options = ShardOptions(workers=max(1, options.workers), batch_size=options.batch_size, backend=options.backend)
+    if options.work_dir is not None:
+        return extract_sharded(rows, options.model, card, options.levels, options.work_dir, shard_options)
+    with tempfile.TemporaryDirectory(prefix="shadematch-shards-") as work:
+        return extract_sharded(rows, options.model, card, options.levels, Path(work), shard_options)
 
 
 def build_bundle_from_vectors(
