@@ -30,6 +30,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
     p.add_argument("--workers", type=int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
     p.add_argument("--work-dir", type=Path, default=None, help="keep finished feature shards here; a rerun resumes from them")
+    p.add_argument("--ray", action="store_true", help="extract features on Ray (extra `distributed`; RAY_ADDRESS picks a cluster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_backend_options(p)
     p.set_defaults(handler=_build)
@@ -48,7 +49,7 @@ def _build(args: argparse.Namespace) -> int:
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
     options = BuildOptions(backend=args.backend, threads=args.threads, batch_size=args.batch_size,
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, text=text,
-                           progress=not args.quiet, workers=args.workers, work_dir=args.work_dir)
+                           progress=not args.quiet, workers=args.workers, work_dir=args.work_dir, ray=args.ray)
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)
