@@ -69,3 +69,14 @@ def test_build_with_workers_matches_a_single_process_build(demo_bundle: Path, tm
     build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, workers=2, work_dir=tmp_path / "work"))
     assert len(list((tmp_path / "work").glob("shard-*.npz"))) == 1
     np.testing.assert_allclose(open_bundle(out).index.vectors, open_bundle(demo_bundle).index.vectors, atol=1e-5)
+
+
+def test_bad_images_come_back_as_problems_by_line(rows, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    bad = rows[1].__class__(rows[1].line, rows[1].id, broken, rows[1].title, rows[1].group)
+    mixed = [rows[0], bad, rows[2]]
+    vectors, kept, problems = extract_sharded(mixed, MODEL, load_checked_card(MODEL), DEFAULT_LEVELS, tmp_path / "w",
+                                              ShardOptions(workers=1, shard_rows=2))
+    assert [r.id for r in kept] == [rows[0].id, rows[2].id] and len(vectors) == 2
+    assert [p.line for p in problems] == [rows[1].line] and "broken.jpg" in problems[0].message
