@@ -10,7 +10,6 @@ import csv
 import time
 from pathlib import Path
 
-
 from common import catalogue, write
 from export.textmap import TextMapParams, build_text_map, tfidf_matrix
 
