@@ -1,9 +1,13 @@
 """`shadematch build`: catalogue CSV -> descriptors -> HNSW index + text map -> bundle."""
 from __future__ import annotations
 
+import csv
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
@@ -17,6 +21,7 @@ from runtime.pooling import DEFAULT_LEVELS
 from .bundle import write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
+from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
@@ -53,6 +58,12 @@ class BuildOptions:
     progress: bool = True
     engines: tuple[Path, ...] = ()  # TensorRT plans of the model to carry (`shadematch engine build`)
     bundle_backend: str = "auto"  # the backend the bundle asks for when opened
+    # Worker processes for feature extraction (each one ONNX Runtime thread); 0 = one process. A work
+    # directory keeps finished shards, so an interrupted build resumes where it stopped.
+    workers: int = 0
+    work_dir: Path | None = None
+    # Feature extraction on Ray (extra `distributed`): `workers` actors; ray.init() first for a cluster.
+    ray: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,11 +86,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
     card = load_checked_card(options.model)
-    with open_backend(options.model, options.backend, threads=options.threads) as backend:
-        embedder = Embedder(backend, card, options.levels)
-        vectors, kept, image_problems = extract_features(
-            rows, embedder, options.batch_size, workers=options.threads or 2, progress=options.progress
-        )
+    vectors, kept, image_problems = _extract(rows, card, options)
     settle_problems(catalog_csv, image_problems, options.skip_bad)
     if not kept:
         raise CatalogError(f"{catalog_csv}: no usable catalogue rows")
@@ -93,3 +100,86 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def _extract(rows, card: ModelCard, options: BuildOptions):
+    """Descriptors of the catalogue: on Ray, in resumable shards over worker processes, or in this process."""
+    if options.ray:
+        from .distributed import extract_on_ray  # Ray is an optional extra: imported only when asked for
+
+        return extract_on_ray(rows, options.model, card, options.levels, batch_size=options.batch_size,
+                              workers=max(1, options.workers), backend=options.backend)
+    if options.workers > 1 or options.work_dir is not None:
+        return _extract_in_shards(rows, card, options)
+    with open_backend(options.model, options.backend, threads=options.threads) as backend:
+        embedder = Embedder(backend, card, options.levels)
+        return extract_features(rows, embedder, options.batch_size, workers=options.threads or 2, progress=options.progress)
+
+
+def _extract_in_shards(rows, card: ModelCard, options: BuildOptions):
+    shard_options = ShardOptions(workers=max(1, options.workers), batch_size=options.batch_size, backend=options.backend)
+    if options.work_dir is not None:
+        return extract_sharded(rows, options.model, card, options.levels, options.work_dir, shard_options)
+    with tempfile.TemporaryDirectory(prefix="shadematch-shards-") as work:
+        return extract_sharded(rows, options.model, card, options.levels, Path(work), shard_options)
+
+
+def build_bundle_from_vectors(
+    vectors_npy: Path, titles_csv: Path, out: Path, options: BuildOptions = BuildOptions(), timings: dict | None = None
+) -> BuildReport:
+    """A bundle from descriptors computed elsewhere (a feature-extraction run, a synthetic catalogue) and a
+    CSV with the columns id,title[,group[,image]] in the same row order: the CNN does not run again.
+
+    ``timings``, when given, receives the seconds of each step (index, text map, writing)."""
+    started = time.perf_counter()
+    timings = {} if timings is None else timings
+    if Path(out).exists() and not options.overwrite:
+        raise BundleError(f"{out} already exists (use --force to replace it)")
+    try:
+        vectors = np.load(vectors_npy, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{vectors_npy}: not a readable .npy array ({exc})") from None
+    items = _read_titles(titles_csv)
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or len(vectors) != len(items):
+        raise CatalogError(
+            f"{vectors_npy}: {vectors.dtype} {vectors.shape} does not match {len(items)} rows of {titles_csv} "
+            "(need float32 (rows, dim))"
+        )
+    norms = np.linalg.norm(vectors[: min(len(vectors), 1000)], axis=1)
+    if not np.allclose(norms, 1.0, atol=1e-3):
+        raise CatalogError(f"{vectors_npy}: rows are not L2-normalised descriptors")
+    card = load_checked_card(options.model)
+    # CPU seconds beside wall seconds: on a shared machine the wall time says little about the work.
+    clock, cpu = time.perf_counter(), time.process_time()
+    index = VisualIndex.build(vectors, options.index, threads=options.threads or -1)
+    timings["index_s"], timings["index_cpu_s"] = time.perf_counter() - clock, time.process_time() - cpu
+    clock, cpu = time.perf_counter(), time.process_time()
+    text_map = build_text_map([item.title for item in items], options.text)
+    timings["text_map_s"], timings["text_map_cpu_s"] = time.perf_counter() - clock, time.process_time() - cpu
+    clock = time.perf_counter()
+    write_bundle(
+        out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
+        text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
+        overwrite=options.overwrite,
+    )
+    timings["write_s"] = time.perf_counter() - clock
+    return BuildReport(Path(out), len(items), 0, time.perf_counter() - started)
+
+
+def _read_titles(path: Path) -> list[CatalogItem]:
+    """Rows id,title[,group[,image]] of a titles CSV, with the line of the first bad row in the error."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"id", "title"} <= set(reader.fieldnames):
+                raise CatalogError(f"{path}: needs the columns id,title[,group[,image]]")
+            items = []
+            for line, row in enumerate(reader, start=2):
+                if not row.get("id"):
+                    raise CatalogError(f"{path} line {line}: empty id")
+                items.append(CatalogItem(row["id"], row.get("title") or "", row.get("image") or "", row.get("group") or row["id"]))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc})") from None
+    if not items:
+        raise CatalogError(f"{path}: no rows")
+    return items

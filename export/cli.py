@@ -29,6 +29,9 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
+    p.add_argument("--workers", type=int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
+    p.add_argument("--work-dir", type=Path, default=None, help="keep finished feature shards here; a rerun resumes from them")
+    p.add_argument("--ray", action="store_true", help="extract features on Ray (extra `distributed`; RAY_ADDRESS picks a cluster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
@@ -49,7 +52,8 @@ def _build(args: argparse.Namespace) -> int:
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
     options = BuildOptions(backend=args.backend or "auto", threads=args.threads, batch_size=args.batch_size,
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, text=text,
-                           progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend)
+                           progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
+                           workers=args.workers, work_dir=args.work_dir, ray=args.ray)
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)
@@ -315,4 +319,69 @@ def _engine_build(args: argparse.Namespace) -> int:
         m = report.manifest
         print(f"built {report.plan} ({m.library_module} {m.library_version}, {m.precision}, "
               f"compute capability {' '.join(m.compute_capabilities)}, {m.plan_bytes / 1e6:.1f} MB) in {report.seconds:.1f} s")
+    return 0
+
+
+def register_synth_catalog(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("synth-catalog", help="write a synthetic catalogue at scale (vectors + titles)", description="Write a seeded synthetic catalogue: vectors.npy (product-family clusters), titles.csv (id,title,group from a product-title grammar), synth.json.")
+    p.add_argument("--items", required=True, type=int, help="catalogue rows")
+    p.add_argument("--dim", type=int, default=1280, help="descriptor dimension (default: 1280, the shipped model's)")
+    p.add_argument("--out", required=True, type=Path, help="directory to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_synth_catalog)
+
+
+def _synth_catalog(args: argparse.Namespace) -> int:
+    from .synthetic import SynthParams, write_synthetic_catalog
+
+    if args.items < 1 or args.dim < 2:
+        raise ShadematchError(f"need --items >= 1 and --dim >= 2, got {args.items}, {args.dim}")
+    out = write_synthetic_catalog(args.out, SynthParams(items=args.items, dim=args.dim, seed=args.seed))
+    print(f"wrote {args.items} synthetic items ({args.dim}-d) to {out}")
+    return 0
+
+
+def register_build_vectors(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("build-vectors", help="build a bundle from precomputed descriptors + titles", description="Build a bundle from vectors.npy (float32, L2-normalised rows) and a CSV id,title[,group[,image]] in the same order, without running the CNN.")
+    p.add_argument("--vectors", required=True, type=Path, help="float32 .npy, one descriptor per row")
+    p.add_argument("--titles", required=True, type=Path, help="CSV id,title[,group[,image]]")
+    p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
+    p.add_argument("--model", type=Path, default=None, help="the visual model the descriptors came from (default: the shipped one)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--M", type=int, default=None, help="HNSW links per node")
+    p.add_argument("--ef-construction", type=int, default=None)
+    p.add_argument("--ef", type=int, default=None, help="HNSW search breadth stored in the bundle")
+    p.add_argument("--text-max-df", type=float, default=None, help="drop title tokens in more than this share of titles")
+    p.add_argument("--threads", type=int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print the step timings as JSON")
+    p.set_defaults(handler=_build_vectors)
+
+
+def _build_vectors(args: argparse.Namespace) -> int:
+    try:
+        from dataclasses import replace
+
+        from .build import BuildOptions, build_bundle_from_vectors
+        from .textmap import TextMapParams
+        from runtime.index import IndexParams
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    base = IndexParams()
+    index = IndexParams(M=args.M or base.M, ef_construction=args.ef_construction or base.ef_construction,
+                        ef=args.ef or base.ef, exact_below=base.exact_below, seed=base.seed)
+    text = TextMapParams()
+    text = replace(text, max_df=text.max_df if args.text_max_df is None else args.text_max_df,
+                   threads=args.threads or text.threads)
+    options = BuildOptions(threads=args.threads, overwrite=args.force, k=args.k, index=index, text=text)
+    if args.model is not None:
+        options.model = args.model
+    timings: dict[str, float] = {}
+    report = build_bundle_from_vectors(args.vectors, args.titles, args.out, options, timings)
+    timings["total_s"] = report.seconds
+    if args.json:
+        print(json.dumps({"out": str(report.out), "items": report.items, **timings}))
+    else:
+        print(f"built {report.out}: {report.items} items in {report.seconds:.1f} s "
+              f"(index {timings['index_s']:.1f} s, text map {timings['text_map_s']:.1f} s, writing {timings['write_s']:.1f} s)")
     return 0

@@ -1,14 +1,18 @@
 """The textual index of seed 000 (eqs. 1-2): TF-IDF vectors of catalogue titles, cosine neighbours.
 
-Neighbours are found chunk by chunk with sparse products (rows x titles), never a dense N x N matrix,
-so the memory stays bounded by the chunk while the catalogue grows to 500K titles.
+Neighbours are found chunk by chunk with sparse products (rows x titles), never a dense N x N matrix, so
+the memory stays bounded by the chunk while the catalogue grows to 500K titles. Within a chunk everything
+is vectorised (threshold mask, one lexsort by row / -similarity / column, a rank cut), and chunks run on a
+thread pool: scipy's sparse product and numpy's sort release the GIL, so both cores work.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from runtime.textmap import TextNeighbours
@@ -16,7 +20,13 @@ from runtime.textmap import TextNeighbours
 
 @dataclass(frozen=True)
 class TextMapParams:
-    """How the map was made, recorded in the manifest."""
+    """How the map was made, recorded in the manifest.
+
+    ``min_df`` / ``max_df`` prune the vocabulary as scikit-learn's TfidfVectorizer does (an int is a count
+    of titles, a float a share of them). The defaults keep every token, so maps are exactly those of the
+    unpruned definition; a large catalogue may set ``max_df`` to drop tokens that nearly every title has
+    ("ml", "g"): they weigh little in a cosine yet dominate the cost of the sparse product (sum of df^2).
+    """
 
     top_n: int = 50
     threshold: float = 0.3
@@ -24,37 +34,62 @@ class TextMapParams:
     # Single characters count: shade numbers and sizes ("No. 5", "3 %") are what tell products apart.
     token_pattern: str = r"(?u)\b\w+\b"
     sublinear_tf: bool = True
+    min_df: int | float = 1
+    max_df: int | float = 1.0
+    threads: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def build_text_map(titles: Sequence[str], params: TextMapParams = TextMapParams()) -> TextNeighbours:
-    """For each title, up to ``top_n`` other titles with cosine similarity >= ``threshold``, best first."""
+def tfidf_matrix(titles: Sequence[str], params: TextMapParams) -> sp.csr_matrix | None:
+    """L2-normalised TF-IDF rows (float32 CSR), so products are cosines (eq. 2); None when no title has text."""
     vectorizer = TfidfVectorizer(
-        token_pattern=params.token_pattern, sublinear_tf=params.sublinear_tf, strip_accents="unicode", dtype=np.float32
+        token_pattern=params.token_pattern, sublinear_tf=params.sublinear_tf, strip_accents="unicode",
+        dtype=np.float32, min_df=params.min_df, max_df=params.max_df,
     )
     try:
-        tfidf = vectorizer.fit_transform(titles).tocsr()  # rows are L2-normalised: products are cosines (eq. 2)
-    except ValueError:  # every title empty or stop words only: no text to link by
+        return vectorizer.fit_transform(titles).tocsr()
+    except ValueError:  # every title empty, or every token pruned: no text to link by
+        return None
+
+
+def build_text_map(titles: Sequence[str], params: TextMapParams = TextMapParams()) -> TextNeighbours:
+    """For each title, up to ``top_n`` other titles with cosine similarity >= ``threshold``, best first
+    (ties by row index); a title is never its own neighbour."""
+    tfidf = tfidf_matrix(titles, params)
+    if tfidf is None:
         return TextNeighbours(np.zeros(len(titles) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
     transposed = tfidf.T.tocsr()
-    indptr = [0]
-    indices: list[np.ndarray] = []
-    sims: list[np.ndarray] = []
-    for start in range(0, tfidf.shape[0], params.chunk_rows):
-        block = (tfidf[start : start + params.chunk_rows] @ transposed).tocsr()
-        for offset in range(block.shape[0]):
-            lo, hi = block.indptr[offset], block.indptr[offset + 1]
-            cols, vals = block.indices[lo:hi], block.data[lo:hi]
-            keep = (vals >= params.threshold) & (cols != start + offset)
-            cols, vals = cols[keep], vals[keep]
-            order = np.lexsort((cols, -vals))[: params.top_n]  # best first; ties by row, so maps reproduce
-            indices.append(cols[order].astype(np.int32))
-            sims.append(vals[order].astype(np.float32))
-            indptr.append(indptr[-1] + len(order))
+    starts = range(0, tfidf.shape[0], params.chunk_rows)
+
+    def chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _top_neighbours(tfidf[start : start + params.chunk_rows] @ transposed, start, params)
+
+    with ThreadPoolExecutor(max_workers=max(1, params.threads)) as pool:
+        parts = list(pool.map(chunk, starts))  # map keeps chunk order
+    counts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    indptr = np.zeros(len(titles) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
     return TextNeighbours(
-        np.asarray(indptr, dtype=np.int64),
-        np.concatenate(indices) if indices else np.zeros(0, np.int32),
-        np.concatenate(sims) if sims else np.zeros(0, np.float32),
+        indptr,
+        np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32),
+        np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32),
     )
+
+
+def _top_neighbours(block: sp.spmatrix, start: int, params: TextMapParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(neighbour counts per row, columns, similarities) of one chunk's product, rows in order."""
+    block = block.tocsr()
+    n_rows = block.shape[0]
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(block.indptr))
+    cols, vals = block.indices, block.data
+    keep = (vals >= params.threshold) & (cols != rows + start)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((cols, -vals, rows))  # per row: best first, ties by column, so maps reproduce
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    row_start = np.searchsorted(rows, np.arange(n_rows), side="left")
+    rank = np.arange(len(rows)) - row_start[rows]
+    kept = rank < params.top_n
+    counts = np.bincount(rows[kept], minlength=n_rows).astype(np.int64)
+    return counts, cols[kept].astype(np.int32), vals[kept].astype(np.float32)

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_eval(commands)
     _register_text(commands)
     _register_kiosk(commands)
+    _register_bench(commands)
     for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             register: Callable[[argparse._SubParsersAction], None] = entry.load()
@@ -228,6 +229,32 @@ def _kiosk(args: argparse.Namespace) -> int:
     # Tests and scripts read this line to learn the port when --port 0 is given.
     print(f"shadematch kiosk: serving {server.retriever.bundle.path} on {server.url}", flush=True)
     server.serve_forever()
+    return 0
+
+
+def _register_bench(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("bench", help="per-stage latency, throughput, load time and memory of a bundle", description="Benchmark a bundle on this machine: load times, per-stage latency p50/p95/p99 at batch 1, throughput at batch 1/8/32, peak RSS.")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    p.add_argument("--queries", type=Path, default=None, metavar="DIR", help="directory of query photos (default: the bundle's catalogue images)")
+    p.add_argument("--repeats", type=int, default=30, help="single-photo queries timed per stage (default: 30)")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here")
+    p.add_argument("--note", default="", help="a line recorded in the report (e.g. 'cores shared with other jobs')")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_backend_options(p)
+    p.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import BenchOptions, query_images, run_bench, to_markdown, write_report
+
+    if args.repeats < 1:
+        raise ShadematchError(f"--repeats must be at least 1, got {args.repeats}")
+    queries = query_images(args.queries) if args.queries is not None else None
+    options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note)
+    report = run_bench(args.bundle, queries, options)
+    if args.report is not None:
+        write_report(report, args.report)
+    print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     return 0
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-
 from .backends import Backend
 from .errors import BackendError, ImageError
-from .image import DEFAULT_MAX_PIXELS, ImageSource, load_and_prepare
+from PIL import Image
+
+from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
 from .modelcard import ModelCard
 from .pooling import srmac
 
@@ -31,14 +32,32 @@ class Embedder:
                     f"model card names {role} output {name!r}, the model has {backend.output_names}"
                 )
 
+    # The stages below are what `prepare` and `embed_batch` chain; `shadematch bench` times them one by one.
+
+    def decode(self, source: ImageSource) -> Image.Image:
+        """Stage 1: the photo as an RGB image, decoded no larger than the model needs."""
+        spec = self.card.input
+        return load_image(source, min_size=max(spec.height, spec.width), max_pixels=self.max_pixels)
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """Stage 2: resize and normalise per the card, (3, H, W)."""
+        return prepare(image, self.card.input)
+
+    def run_model(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Stage 3: the visual model's outputs for a prepared batch (N, 3, H, W)."""
+        return self.backend.run({self.card.input.name: batch})
+
+    def pool(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Stage 4: SR-MAC descriptors (N, D) from the model's X and S."""
+        return srmac(outputs[self.card.outputs["features"]], outputs[self.card.outputs["saliency"]], self.levels)
+
     def prepare(self, source: ImageSource) -> np.ndarray:
         """One model input (3, H, W) from a photo."""
-        return load_and_prepare(source, self.card.input, max_pixels=self.max_pixels)
+        return self.preprocess(self.decode(source))
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """Descriptors (N, D) of a prepared batch (N, 3, H, W)."""
-        outputs = self.backend.run({self.card.input.name: batch})
-        return srmac(outputs[self.card.outputs["features"]], outputs[self.card.outputs["saliency"]], self.levels)
+        return self.pool(self.run_model(batch))
 
     def embed(self, sources: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
         """Descriptors of several photos; an unusable photo raises ImageError naming its position."""

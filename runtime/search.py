@@ -3,6 +3,7 @@ neighbours of those k items, filling the rest of the result list."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -60,37 +61,48 @@ def refine(
     return hits
 
 
-def vote_by_product(visual_ids: np.ndarray, visual_scores: np.ndarray, products: np.ndarray, m: int
+def vote_by_product(visual_ids: np.ndarray, visual_scores: np.ndarray, products: Sequence[Hashable], m: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Move the best row of the product that the visual top ``m`` vote for to the front of the ranking.
 
-    Each of the top m rows votes for its product (the catalogue's ``group``: several images of one product)
-    with its similarity; the product with the largest sum wins. Where a store's catalogue holds several photos
-    per product, this k-nearest-neighbour vote picks the first result more reliably than the single nearest
-    photo; where every product has one image, the winner is the visual top-1 and nothing changes.
+    Each of the top m rows votes for its product (``products[row]``: the catalogue's ``group``, several images
+    of one product) with its similarity; the product with the largest sum wins. Where a store's catalogue holds
+    several photos per product, this k-nearest-neighbour vote picks the first result more reliably than the
+    single nearest photo; where every product has one image, the winner is the visual top-1 and nothing changes.
+    Only the m voters' products are looked up, so a lazily parsed 500K-row catalogue costs m lookups.
     """
     if m <= 1 or len(visual_ids) < 2:
         return visual_ids, visual_scores
-    top_products = products[visual_ids[:m]]
-    codes, inverse = np.unique(top_products, return_inverse=True)
-    totals = np.bincount(inverse, weights=visual_scores[:m].astype(np.float64), minlength=len(codes))
-    first = int(np.flatnonzero(top_products == codes[np.argmax(totals)])[0])  # ties: the product seen first
+    voters = [products[int(row)] for row in visual_ids[:m]]
+    totals: dict[Hashable, float] = {}
+    for product, score in zip(voters, visual_scores[:m]):
+        totals[product] = totals.get(product, 0.0) + float(score)
+    first = voters.index(max(totals, key=totals.__getitem__))  # ties: the product seen first
     order = np.r_[first, np.delete(np.arange(len(visual_ids)), first)]
     return visual_ids[order], visual_scores[order]
 
 
 def two_stage_search(
     queries: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int = 7,
-    vote: int = 0, products: np.ndarray | None = None,
+    vote: int = 0, products: Sequence[Hashable] | None = None,
 ) -> list[list[Hit]]:
     """Algorithm 1 for a batch of descriptors (N, D); k = 0 gives the visual ranking alone.
 
-    With ``vote`` = m > 1 and ``products`` (a product code per catalogue row), the first stage's ranking is
+    With ``vote`` = m > 1 and ``products`` (the product of each catalogue row, by row), the first stage's ranking is
     first reordered by `vote_by_product` over the visual top m.
     """
     if vote > 1 and products is None:
         raise ValueError("vote needs the product code of every catalogue row")
     ids, scores = index.search(queries, max(top, k, vote))
+    return refine_batch(queries, ids, scores, index, text_map, k, top, vote, products)
+
+
+def refine_batch(
+    queries: np.ndarray, ids: np.ndarray, scores: np.ndarray, index: VisualIndex, text_map: TextNeighbours,
+    k: int, top: int = 7, vote: int = 0, products: Sequence[Hashable] | None = None,
+) -> list[list[Hit]]:
+    """The second stage (with the product vote) for a batch whose visual rankings (``index.search``) are
+    known; split out so that `shadematch bench` times the index search and the refinement apart."""
     results = []
     for i in range(len(queries)):
         if k == 0:

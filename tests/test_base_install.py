@@ -50,6 +50,13 @@ def test_query_without_offline_packages(demo_bundle: Path, demo_queries: list[Pa
     assert "LOADED []" in done.stderr
 
 
+def test_bench_without_offline_packages(demo_bundle: Path) -> None:
+    done = _run("bench", "--bundle", str(demo_bundle), "--json", "--repeats", "2", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stages"]["visual_model"]["p50_ms"] > 0
+    assert "LOADED []" in done.stderr
+
+
 def test_offline_command_says_which_extra_to_install(tmp_path: Path) -> None:
     done = _run("build", "--catalog", "c.csv", "--out", str(tmp_path / "b"))
     assert done.returncode == 1

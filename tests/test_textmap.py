@@ -264,3 +264,15 @@ def test_built_map_survives_save_and_load(tmp_path: Path, full_map) -> None:
 def test_params_to_dict() -> None:
     params = TextMapParams().to_dict()
     assert params["top_n"] == 50 and params["threshold"] == 0.3 and params["sublinear_tf"] is True
+
+
+def test_saved_map_is_memory_mapped_and_compressed_maps_still_load(tmp_path: Path) -> None:
+    tmap = small_map()
+    path = tmp_path / "text_map.npz"
+    tmap.save(path)
+    mapped = TextNeighbours.load(path)
+    assert isinstance(mapped.indices.base, np.memmap) or isinstance(mapped.indices, np.memmap)
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, indptr=tmap.indptr, indices=tmap.indices, similarity=tmap.similarity)
+    again = TextNeighbours.load(compressed)  # np.load fallback
+    assert [again.neighbours(r).tolist() for r in range(4)] == [tmap.neighbours(r).tolist() for r in range(4)]

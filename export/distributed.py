@@ -1,0 +1,66 @@
+"""Catalogue indexing across machines on Ray: the feature extraction of a catalogue too large for one machine.
+
+``ray.data`` splits the catalogue rows into blocks and ``map_batches`` runs them through the runtime backend
+(the same Embedder the kiosk uses) in actor workers, each with its own model session; the blocks come back
+in row order and are merged into one descriptor matrix, from which one bundle is built as usual. Connect to
+a cluster with ``ray.init(address=...)`` before calling; without one Ray starts a local instance.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtime.backends import open_backend
+from runtime.embedder import Embedder
+from runtime.errors import ImageError
+from runtime.modelcard import ModelCard
+
+from .catalog import CatalogRow, Problem
+
+
+class EmbedRows:
+    """A Ray actor's work: one model session per worker, a batch of rows in, descriptors (or errors) out."""
+
+    def __init__(self, model: str, card_raw: dict[str, Any], levels: int, backend: str, threads: int) -> None:
+        card = ModelCard.from_dict(card_raw)
+        self.embedder = Embedder(open_backend(model, backend, threads=threads), card, levels)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        dim = self.embedder.card.feature_dim
+        prepared, ok, errors = [], [], []
+        for image in batch["image"]:
+            try:
+                prepared.append(self.embedder.prepare(str(image)))
+                ok.append(True)
+                errors.append("")
+            except ImageError as exc:
+                ok.append(False)
+                errors.append(str(exc))
+        vectors = np.zeros((len(ok), dim), dtype=np.float32)
+        if prepared:
+            vectors[np.asarray(ok)] = self.embedder.embed_batch(np.stack(prepared))
+        return {"row": batch["row"], "vector": vectors, "ok": np.asarray(ok), "error": np.asarray(errors, dtype=object)}
+
+
+def extract_on_ray(
+    rows: Sequence[CatalogRow], model: Path, card: ModelCard, levels: int, *, batch_size: int = 32,
+    workers: int = 2, backend: str = "auto", threads_per_worker: int = 1,
+) -> tuple[np.ndarray, list[CatalogRow], list[Problem]]:
+    """Descriptors of every decodable row (as export.features.extract_features returns them), on Ray."""
+    import ray
+
+    dataset = ray.data.from_items([{"row": i, "image": str(row.image)} for i, row in enumerate(rows)])
+    embedded = dataset.map_batches(
+        EmbedRows, fn_constructor_args=(str(model), card.raw, levels, backend, threads_per_worker),
+        batch_size=batch_size, batch_format="numpy", concurrency=workers, num_cpus=threads_per_worker,
+    )
+    parts = list(embedded.iter_batches(batch_size=None, batch_format="numpy"))
+    order = np.argsort(np.concatenate([p["row"] for p in parts])) if parts else np.zeros(0, np.int64)
+    vectors = np.concatenate([p["vector"] for p in parts])[order] if parts else np.zeros((0, card.feature_dim), np.float32)
+    ok = np.concatenate([p["ok"] for p in parts])[order] if parts else np.zeros(0, bool)
+    errors = np.concatenate([p["error"] for p in parts])[order] if parts else np.zeros(0, object)
+    kept = [row for row, good in zip(rows, ok) if good]
+    problems = [Problem(row.line, str(message)) for row, good, message in zip(rows, ok, errors) if not good]
+    return np.ascontiguousarray(vectors[ok], dtype=np.float32), kept, problems

@@ -1,0 +1,64 @@
+"""`shadematch bench`: the report's structure, and stage times that are real and add up to the total."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.bench import STAGES, THROUGHPUT_BATCHES, to_markdown
+from runtime.cli import main
+
+
+def test_bench_json_on_the_demo_bundle(demo_bundle: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = main(["bench", "--bundle", str(demo_bundle), "--json", "--repeats", "4", "--threads", "1",
+                 "--report", str(tmp_path / "reports")])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bundle"]["items"] == 24 and report["repeats"] == 4
+    assert report["machine"]["cores"] >= 1 and report["machine"]["libraries"]["onnxruntime"]
+    assert set(report["stages"]) == set(STAGES)
+    # The shipped ImageNet trunk has no text branch: the stage is reported absent, not timed.
+    assert report["stages"]["text_model"]["absent"] is True
+    timed = {name: row for name, row in report["stages"].items() if "p50_ms" in row}
+    assert set(timed) == set(STAGES) - {"text_model"}
+    for name, row in timed.items():
+        assert row["n"] == 4 and 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], name
+    # Stages are timed back to back inside the total: their means sum to the total's mean, give or take the
+    # few microseconds of bookkeeping between calls.
+    stage_sum = sum(row["mean_ms"] for row in timed.values())
+    total = report["total"]["mean_ms"]
+    assert stage_sum <= total and stage_sum >= 0.95 * total
+    assert report["stages"]["visual_model"]["p50_ms"] > report["stages"]["refinement"]["p50_ms"]
+    assert set(report["throughput"]) == {str(b) for b in THROUGHPUT_BATCHES}
+    assert all(row["images_per_s"] > 0 for row in report["throughput"].values())
+    assert report["load"]["bundle_open_verify_s"] > 0 and report["load"]["retriever_open_s"] > 0
+    assert report["peak_rss_mb"] > 50
+    written = json.loads((tmp_path / "reports" / "bench.json").read_text())
+    assert written["stages"].keys() == report["stages"].keys()
+    assert "| visual_model |" in (tmp_path / "reports" / "bench.md").read_text()
+
+
+def test_bench_with_a_queries_directory(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--bundle", str(demo_bundle), "--queries", str(demo_queries[0].parent), "--repeats", "2",
+                 "--threads", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# shadematch bench") and "| **total** |" in out
+
+
+def test_bench_refuses_a_missing_queries_directory(demo_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--bundle", str(demo_bundle), "--queries", str(tmp_path / "nope")]) == 1
+    assert "not a directory of query photos" in capsys.readouterr().err
+
+
+def test_markdown_marks_a_text_model_inside_the_graph() -> None:
+    row = {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0, "mean_ms": 1.5, "n": 1}
+    report = {
+        "machine": {"cpu": "x", "cores": 2, "cores_usable": 2, "ram_gib": 1, "os": "o", "python": "3", "libraries": {}},
+        "bundle": {"model": "manet", "items": 1, "index": "exact", "dim": 8}, "backend": "onnxruntime", "threads": 1,
+        "repeats": 1, "queries": 1, "load": {"bundle_open_verify_s": 0.1},
+        "stages": {"visual_model": row, "text_model": {"inside": "visual_model", "why": "MANet"}},
+        "total": row, "throughput": {"1": {"images_per_s": 1.0, "ms_per_batch": 1.0}}, "peak_rss_mb": 1.0,
+    }
+    assert "| text_model | inside visual_model (MANet) |" in to_markdown(report)
