@@ -9,6 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "export" / "demo"
 MODEL = ROOT / "engines" / "efficientnet_lite0_imagenet.onnx"
+#: What `shadematch build` uses by default (export.build.DEFAULT_MODEL; tests/test_build.py checks they agree),
+#: so the model of the demo bundle.
+DEFAULT_MODEL = ROOT / "engines" / "manet_lite0.onnx"
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +52,6 @@ def rtx_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for model in shipped_models():
         report = build_engine(model, out, EngineBuildOptions(flavor="rtx", max_batch=4))
         plans[report.manifest.model_name] = report.plan
-    turing = build_engine(MODEL, out, EngineBuildOptions(flavor="rtx", max_batch=4, compute_capabilities=("7.5",)))
+    turing = build_engine(DEFAULT_MODEL, out, EngineBuildOptions(flavor="rtx", max_batch=4, compute_capabilities=("7.5",)))
     plans[f"{turing.manifest.model_name}@7.5"] = turing.plan
     return plans

@@ -18,8 +18,8 @@ def test_bench_json_on_the_demo_bundle(demo_bundle: Path, capsys: pytest.Capture
     assert report["bundle"]["items"] == 24 and report["repeats"] == 4
     assert report["machine"]["cores"] >= 1 and report["machine"]["libraries"]["onnxruntime"]
     assert set(report["stages"]) == set(STAGES)
-    # The shipped ImageNet trunk has no text branch: the stage is reported absent, not timed.
-    assert report["stages"]["text_model"]["absent"] is True
+    # The default MANet runs EAST inside its own graph: the text stage is reported inside visual_model, not timed.
+    assert report["stages"]["text_model"]["inside"] == "visual_model"
     timed = {name: row for name, row in report["stages"].items() if "p50_ms" in row}
     assert set(timed) == set(STAGES) - {"text_model"}
     for name, row in timed.items():
@@ -62,3 +62,16 @@ def test_markdown_marks_a_text_model_inside_the_graph() -> None:
         "total": row, "throughput": {"1": {"images_per_s": 1.0, "ms_per_batch": 1.0}}, "peak_rss_mb": 1.0,
     }
     assert "| text_model | inside visual_model (MANet) |" in to_markdown(report)
+
+
+def test_bench_reports_no_text_stage_for_the_imagenet_trunk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    from export.build import BuildOptions, build_bundle
+
+    from .conftest import DEMO, MODEL
+
+    build_bundle(DEMO / "catalog.csv", tmp_path / "imagenet", BuildOptions(model=MODEL, progress=False))
+    assert main(["bench", "--bundle", str(tmp_path / "imagenet"), "--json", "--repeats", "2", "--threads", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bundle"]["model"] == MODEL.stem
+    assert report["stages"]["text_model"]["absent"] is True

@@ -80,3 +80,11 @@ def test_model_whose_card_does_not_match_is_refused(tmp_path: Path) -> None:
         handle.write(b"\0")
     with pytest.raises(ModelCardError, match="sha256 does not match"):
         build_bundle(_catalog(tmp_path, []), tmp_path / "b", BuildOptions(progress=False, model=model))
+
+
+def test_the_tests_know_the_default_model() -> None:
+    from export.build import DEFAULT_MODEL as BUILD_DEFAULT
+
+    from .conftest import DEFAULT_MODEL
+
+    assert BUILD_DEFAULT == DEFAULT_MODEL and DEFAULT_MODEL.is_file()

@@ -68,7 +68,7 @@ def test_unlisted_engine_file_is_refused(engine_bundle: Path, tmp_path: Path, rt
 def test_plan_of_another_model_is_refused_and_nothing_is_written(rtx_plans: dict[str, Path], tmp_path: Path) -> None:
     from export.build import BuildOptions, build_bundle
 
-    with pytest.raises(BundleError, match="was built from another model .*east_lite0.*not the bundle's efficientnet"):
+    with pytest.raises(BundleError, match="was built from another model .*east_lite0.*not the bundle's manet_lite0"):
         build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, engines=(rtx_plans["east_lite0"],)))
     assert not (tmp_path / "b").exists()
 

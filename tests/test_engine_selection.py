@@ -14,9 +14,10 @@ from runtime.backends import AUTO_ORDER, backend_names, open_backend
 from runtime.bundle import sha256_file
 from runtime.engines.plans import DeviceInfo, NoPlanError, PlanManifest, check_plan, choose_plan, select_plan, sidecar_for
 from runtime.errors import BackendError
-from tests.conftest import MODEL
+from tests.conftest import DEFAULT_MODEL
 
-VISUAL = "efficientnet_lite0_imagenet"
+#: The default visual model of `shadematch build` (what the demo bundle is built with).
+VISUAL = DEFAULT_MODEL.stem
 HAS_PYCUDA = importlib.util.find_spec("pycuda") is not None
 
 
@@ -35,7 +36,7 @@ def test_tensorrt_is_a_backend_choice_tried_first_by_auto() -> None:
 
 def test_plan_fits_only_its_library_generations_and_model(rtx_plans: dict[str, Path]) -> None:
     plan = _manifest(rtx_plans, VISUAL)
-    onnx_sha = sha256_file(MODEL)
+    onnx_sha = sha256_file(DEFAULT_MODEL)
     assert check_plan(plan, _rtx_device(plan, "8.9", "RTX 4090"), onnx_sha) is None
     assert check_plan(plan, _rtx_device(plan, "12.0", "RTX 5090"), onnx_sha) is None
     hopper = check_plan(plan, _rtx_device(plan, "9.0", "H100"), onnx_sha)
@@ -67,13 +68,13 @@ def test_the_most_specialised_fitting_plan_wins(rtx_plans: dict[str, Path]) -> N
 
 def _plan_folder(rtx_plans: dict[str, Path], tmp_path: Path) -> Path:
     """A copy of the shipped visual model with its plans in build/ beside it (engine build's layout)."""
-    shutil.copy(MODEL, tmp_path / MODEL.name)
-    shutil.copy(MODEL.with_name(MODEL.stem + ".card.json"), tmp_path)
+    shutil.copy(DEFAULT_MODEL, tmp_path / DEFAULT_MODEL.name)
+    shutil.copy(DEFAULT_MODEL.with_name(DEFAULT_MODEL.stem + ".card.json"), tmp_path)
     (tmp_path / "build").mkdir()
     for key in (VISUAL, f"{VISUAL}@7.5", "east_lite0"):
         for path in (rtx_plans[key], sidecar_for(rtx_plans[key])):
             shutil.copy(path, tmp_path / "build")
-    return tmp_path / MODEL.name
+    return tmp_path / DEFAULT_MODEL.name
 
 
 def test_choose_plan_reads_the_sidecars_beside_the_model(rtx_plans: dict[str, Path], tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_choose_plan_reads_the_sidecars_beside_the_model(rtx_plans: dict[str, Pa
     with pytest.raises(BackendError, match=r"bad\.plan\.json: unreadable plan manifest"):
         choose_plan(model, lambda flavor: DeviceInfo("H100", "9.0", flavor, version))
     with pytest.raises(NoPlanError, match=r"no TensorRT plan for elsewhere\.onnx"):
-        choose_plan(MODEL.with_name("elsewhere.onnx"), no_gpu)
+        choose_plan(DEFAULT_MODEL.with_name("elsewhere.onnx"), no_gpu)
 
 
 @pytest.mark.skipif(HAS_PYCUDA, reason="checks the CPU fall-back; pycuda is installed here")
@@ -110,11 +111,11 @@ def test_auto_falls_back_to_onnxruntime_and_logs_why(rtx_plans: dict[str, Path],
 
 
 def test_no_plan_is_logged_as_information_not_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    shutil.copy(MODEL, tmp_path / MODEL.name)
+    shutil.copy(DEFAULT_MODEL, tmp_path / DEFAULT_MODEL.name)
     with caplog.at_level(logging.INFO, logger="shadematch"):
-        with open_backend(tmp_path / MODEL.name, "auto") as backend:
+        with open_backend(tmp_path / DEFAULT_MODEL.name, "auto") as backend:
             assert backend.kind == "onnxruntime"
     records = [r for r in caplog.records if r.name == "shadematch"]
     assert [r.levelno for r in records] == [logging.INFO] and "no TensorRT plan" in records[0].getMessage()
     with pytest.raises(NoPlanError):
-        open_backend(tmp_path / MODEL.name, "tensorrt")
+        open_backend(tmp_path / DEFAULT_MODEL.name, "tensorrt")
