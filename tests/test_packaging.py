@@ -74,6 +74,13 @@ def test_info_and_a_clear_error(executable: Path, demo_bundle: Path, tmp_path: P
     assert done.returncode == 1 and "truncated or corrupt" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_bench_runs_in_the_executable(executable: Path, demo_bundle: Path) -> None:
+    done = _clean_run(str(executable), "bench", "--bundle", str(demo_bundle), "--json", "--repeats", "2", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["bundle"]["items"] == 24 and report["total"]["p50_ms"] > 0
+
+
 def test_bundle_beside_the_executable(executable: Path, demo_bundle: Path, demo_queries: list[Path], tmp_path: Path) -> None:
     installed = tmp_path / "kiosk"
     shutil.copytree(executable.parent, installed, symlinks=True)
