@@ -13,12 +13,13 @@ from runtime.bundle import sha256_file
 from runtime.engines.plans import PlanManifest, sidecar_for
 from runtime.errors import BackendError, EngineError
 from runtime.modelcard import ModelCard, card_path_for
+from tests.conftest import DEFAULT_MODEL
 from tests.engine_fixtures import ENGINES, needs_rtx, shipped_models
 
 
 def test_every_shipped_model_is_found_by_its_card() -> None:
     names = {model.name for model in shipped_models()}
-    assert {"efficientnet_lite0_imagenet.onnx", "east_lite0.onnx"} <= names
+    assert {"manet_lite0.onnx", "efficientnet_lite0_imagenet.onnx", "east_lite0.onnx"} <= names
     assert all(model.is_file() for model in shipped_models())
 
 
@@ -50,7 +51,7 @@ def test_plan_manifest_describes_the_plan(rtx_plans: dict[str, Path], model: Pat
 
 
 def test_turing_needs_its_own_plan(rtx_plans: dict[str, Path]) -> None:
-    manifest = PlanManifest.load(sidecar_for(rtx_plans["efficientnet_lite0_imagenet@7.5"]))
+    manifest = PlanManifest.load(sidecar_for(rtx_plans[f"{DEFAULT_MODEL.stem}@7.5"]))
     assert manifest.compute_capabilities == ("7.5",)
     assert manifest.plan.endswith(".sm75.plan")
 
