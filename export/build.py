@@ -52,6 +52,8 @@ class BuildOptions:
     top: int = 7
     #: Visual top-m whose product vote picks the first result (runtime.search.vote_by_product); 0 = off.
     vote: int = 10
+    #: Carry a small JPEG of every catalogue image (the kiosk's cards), so the bundle needs nothing outside it.
+    pictures: bool = True
     levels: int = DEFAULT_LEVELS
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
@@ -96,6 +98,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
+        pictures=options.pictures,
         plans=options.engines, backend=options.bundle_backend, overwrite=options.overwrite,
     )
     skipped = len(problems) + len(image_problems)

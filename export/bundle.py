@@ -20,6 +20,7 @@ from runtime import bundle as layout
 from runtime.catalog import CatalogItem, write_catalog
 from runtime.engines.plans import PlanManifest, sidecar_for
 from runtime.errors import BackendError, BundleError
+from runtime.image import load_image
 from runtime.index import VisualIndex
 from runtime.modelcard import ModelCard
 from runtime.textmap import TextNeighbours
@@ -76,10 +77,12 @@ def write_bundle(
     vote: int = 0,
     plans: Sequence[Path] = (),
     backend: str = "auto",
+    pictures: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
-    of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default."""
+    of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
+    ``pictures`` carries a small JPEG of every catalogue image, so the kiosk shows them wherever the bundle goes."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
     engines = [_checked_plan(Path(plan), card) for plan in plans]
@@ -99,6 +102,8 @@ def write_bundle(
         has_graph = index.save(tmp / layout.INDEX_FILE)
         text_map.save(tmp / layout.TEXT_MAP_FILE)
         write_catalog(items, tmp / layout.CATALOG_FILE)
+        if pictures:
+            write_pictures(items, tmp / layout.PICTURES_DIR)
         manifest = {
             "format": layout.FORMAT_NAME,
             "format_version": layout.FORMAT_VERSION,
@@ -119,6 +124,7 @@ def write_bundle(
                 for _, m in engines
             ],
             "catalog": {"items": len(items), "groups": len({item.group for item in items})},
+            "pictures": {"dir": layout.PICTURES_DIR, "side": layout.PICTURE_SIDE} if pictures else None,
             "files": {
                 str(path.relative_to(tmp)): {"bytes": path.stat().st_size, "sha256": layout.sha256_file(path)}
                 for path in sorted(tmp.rglob("*")) if path.is_file()
@@ -146,3 +152,13 @@ def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:
             f"not the bundle's {card.name}; build it with `shadematch engine build --onnx` on that model"
         )
     return plan, manifest
+
+
+def write_pictures(items: Sequence[CatalogItem], folder: Path) -> None:
+    """A JPEG of at most PICTURE_SIDE pixels per catalogue row (`runtime.bundle.picture_name`); the images were
+    decoded once already by the feature extraction, so a bad one cannot get this far."""
+    folder.mkdir()
+    for row, item in enumerate(items):
+        image = load_image(item.image, min_size=layout.PICTURE_SIDE)
+        image.thumbnail((layout.PICTURE_SIDE, layout.PICTURE_SIDE))
+        image.save(folder / layout.picture_name(row), "JPEG", quality=85)

@@ -26,6 +26,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--k", type=int, default=3, help="visual top-k refined by the text map (default: 3)")
     p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
+    p.add_argument("--no-pictures", action="store_true", help="do not carry the catalogue pictures (the kiosk's cards) in the bundle")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
@@ -51,7 +52,7 @@ def _build(args: argparse.Namespace) -> int:
     text = replace(text, top_n=args.text_top_n or text.top_n,
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
     options = BuildOptions(backend=args.backend or "auto", threads=args.threads, batch_size=args.batch_size,
-                           skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, text=text,
+                           skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, pictures=not args.no_pictures, text=text,
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
                            workers=args.workers, work_dir=args.work_dir, ray=args.ray)
     if args.model is not None:

@@ -30,6 +30,10 @@ INDEX_FILE = "index.bin"
 TEXT_MAP_FILE = "text_map.npz"
 CATALOG_FILE = "catalog.jsonl"
 ENGINES_DIR = "engines"
+#: Catalogue pictures for the kiosk's cards, one JPEG per row (`picture_name`): a moved bundle keeps them.
+PICTURES_DIR = "pictures"
+#: Longest side of a carried picture, in pixels (a kiosk card shows ~400).
+PICTURE_SIDE = 480
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 
 
@@ -84,6 +88,18 @@ class Bundle:
     @property
     def levels(self) -> int:
         return int(self.manifest["descriptor"]["levels"])
+
+    def picture(self, row: int) -> Path | None:
+        """The catalogue picture of ``row`` carried in the bundle, or None (bundles built without pictures)."""
+        if not self.manifest.get("pictures"):
+            return None
+        path = self.path / PICTURES_DIR / picture_name(row)
+        return path if path.is_file() else None
+
+
+def picture_name(row: int) -> str:
+    """File name of catalogue row ``row``'s picture inside ``PICTURES_DIR``."""
+    return f"{row:06d}.jpg"
 
 
 class ProductsByRow:

@@ -77,3 +77,41 @@ def test_manifest_disagreeing_with_catalogue(bundle_copy: Path) -> None:
     _edit_manifest(bundle_copy, lambda m: m["catalog"].update(items=25))
     with pytest.raises(BundleError, match="catalog.jsonl has 24 rows, the manifest says 25"):
         open_bundle(bundle_copy)
+
+
+def test_bundle_carries_a_checksummed_picture_per_row(bundle_copy: Path) -> None:
+    from PIL import Image
+
+    from runtime.bundle import PICTURE_SIDE, PICTURES_DIR, picture_name
+
+    bundle = open_bundle(bundle_copy)
+    assert bundle.manifest["pictures"] == {"dir": PICTURES_DIR, "side": PICTURE_SIDE}
+    for row in range(len(bundle.catalog)):
+        picture = bundle.picture(row)
+        assert picture == bundle_copy / PICTURES_DIR / picture_name(row)
+        assert f"{PICTURES_DIR}/{picture_name(row)}" in bundle.manifest["files"]
+        with Image.open(picture) as image, Image.open(bundle.catalog[row].image) as original:
+            assert max(image.size) <= PICTURE_SIDE
+            # The same picture, only smaller: same aspect ratio within a pixel of rounding.
+            assert abs(image.size[0] / image.size[1] - original.size[0] / original.size[1]) < 0.02
+    data = bytearray((bundle_copy / PICTURES_DIR / picture_name(0)).read_bytes())
+    data[-3] ^= 0xFF
+    (bundle_copy / PICTURES_DIR / picture_name(0)).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"checksum mismatch for {PICTURES_DIR}/{picture_name(0)}"):
+        open_bundle(bundle_copy)
+
+
+def test_bundle_without_pictures_has_none(bundle_copy: Path) -> None:
+    import shutil
+
+    from runtime.bundle import PICTURES_DIR
+
+    shutil.rmtree(bundle_copy / PICTURES_DIR)
+
+    def strip(manifest: dict) -> None:
+        manifest.pop("pictures")
+        manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith(PICTURES_DIR + "/")}
+
+    _edit_manifest(bundle_copy, strip)
+    bundle = open_bundle(bundle_copy)
+    assert bundle.picture(0) is None

@@ -74,6 +74,20 @@ def test_thumbnails_by_id_only_and_from_images_beside_a_moved_bundle(tmp_path: P
     assert thumbnails.jpeg("gone") is None and thumbnails.jpeg("../images/milk.jpg") is None
 
 
+def test_thumbnails_come_from_the_bundle_first(bundle_copy: Path, tmp_path: Path) -> None:
+    """A bundle moved to a kiosk where the original catalogue images do not exist still shows its pictures."""
+    from runtime.bundle import open_bundle
+
+    bundle = open_bundle(bundle_copy)
+    moved = [CatalogItem(item.id, item.title, f"/not/on/this/kiosk/{row}.jpg", item.group)
+             for row, item in enumerate(bundle.catalog)]
+    thumbnails = CatalogThumbnails(bundle_copy, moved, carried=bundle.picture)
+    assert thumbnails.source(moved[3].id) == bundle.picture(3)
+    data = thumbnails.jpeg(moved[3].id)
+    assert data is not None and data[:2] == b"\xff\xd8"
+    assert CatalogThumbnails(bundle_copy, moved).source(moved[3].id) is None  # without them, nothing to show
+
+
 def _fake_bundle(path: Path) -> Path:
     path.mkdir(parents=True)
     (path / "manifest.json").write_text("{}")

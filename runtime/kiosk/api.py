@@ -78,7 +78,8 @@ class KioskApp:
         self.retriever = retriever
         self.pool = pool
         self.limits = limits
-        self.thumbnails = CatalogThumbnails(retriever.bundle.path, retriever.bundle.catalog)
+        bundle = retriever.bundle
+        self.thumbnails = CatalogThumbnails(bundle.path, bundle.catalog, carried=bundle.picture)
         self._static = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.is_file()}
         self._side = max(retriever.bundle.card.input.height, retriever.bundle.card.input.width)
         self._routes = Map([

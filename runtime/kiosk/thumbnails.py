@@ -4,9 +4,10 @@ The id is the only thing a client names: it is looked up among the bundle's cata
 can reach any other file (no path traversal by construction). The picture is re-encoded as a small JPEG
 (a kiosk card needs ~400 px, catalogue originals can be many megapixels) and cached.
 
-Where the picture is: a bundle records each item's image path as given to `shadematch build`. When the
-bundle moves to a kiosk, copy the pictures into an ``images/`` folder inside the bundle directory: a
-recorded path that does not exist is looked up there by its file name.
+Where the picture is: a bundle built by `shadematch build` carries a small JPEG per catalogue row
+(`runtime.bundle.PICTURES_DIR`), used first. Bundles built without them (`--no-pictures`, or before they
+existed) fall back to each item's image path as given to `shadematch build`, and then to an ``images/``
+folder inside the bundle directory, looked up by file name (copy the pictures there when such a bundle moves).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable, Sequence
 
 from ..catalog import CatalogItem
 from ..image import load_image
@@ -27,9 +29,12 @@ IMAGES_DIR = "images"
 class CatalogThumbnails:
     """JPEG thumbnails of a bundle's catalogue items, by id, with a small LRU cache."""
 
-    def __init__(self, bundle_path: Path, items: list[CatalogItem], cache_size: int = 128) -> None:
+    def __init__(self, bundle_path: Path, items: Sequence[CatalogItem], cache_size: int = 128,
+                 carried: Callable[[int], Path | None] = lambda row: None) -> None:
+        """``carried(row)`` gives the bundle's own picture of a row, if it has one (`runtime.bundle.Bundle.picture`)."""
         self.bundle_path = bundle_path
-        self._items = {item.id: item for item in items}
+        self._items = {item.id: (row, item) for row, item in enumerate(items)}
+        self._carried = carried
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -39,9 +44,12 @@ class CatalogThumbnails:
 
     def source(self, item_id: str) -> Path | None:
         """The picture file of a catalogue item, or None when the id is unknown or the file is gone."""
-        item = self._items.get(item_id)
-        if item is None:
+        if item_id not in self._items:
             return None
+        row, item = self._items[item_id]
+        carried = self._carried(row)
+        if carried is not None:
+            return carried
         recorded = Path(item.image)
         if not recorded.is_absolute():
             recorded = self.bundle_path / recorded
