@@ -1,7 +1,7 @@
 """Load test of `shadematch kiosk` on loopback: N requests at C concurrent with the demo photos, the
 server's memory (RSS from /proc) before, during and after, p50/p95 latency, errors; then every kind of
 malformed request, each of which must get its 4xx while the server keeps serving; then a second round to
-show that memory does not grow. Writes benchmarks/kiosk/report.json and README.md.
+show that memory does not grow. Writes benchmarks/kiosk/report.json (README.md holds the reading).
 
     shadematch demo --out /tmp/kiosk-demo
     python benchmarks/kiosk/loadtest.py --bundle /tmp/kiosk-demo [--executable dist/shadematch/shadematch]
