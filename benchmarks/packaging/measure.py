@@ -7,7 +7,7 @@
 Cold start = a new process with an empty environment (`env -i`), from exec to the first answer: for
 `query`, the 7 matches of one photo printed; for `kiosk`, the first 200 answer to POST /api/query.
 The file cache is warm (the machine is shared, so caches are not dropped): a first start after a reboot
-also reads the files from disk. Each figure is the median of --runs runs. Writes report.json + README.md.
+also reads the files from disk. Each figure is the median of --runs runs. Writes report.json (README.md holds the reading).
 """
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def main() -> None:
         entry["kiosk_start_to_first_answer"] = time_kiosk(command, args.bundle, args.runs)
         report["builds"][name] = entry
         print(name, json.dumps(entry))
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
