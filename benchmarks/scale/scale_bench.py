@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -66,10 +67,12 @@ def main() -> None:
     parser.add_argument("--text-max-df", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--note", default="", help="what else ran on the machine (default: the shared-cores note)")
     args = parser.parse_args()
     work = args.work or Path(f"/tmp/shadematch-scale-{args.items // 1000}k")
     cat, bundle = work / "cat", work / "bundle"
-    report: dict = {"items": args.items, "dim": args.dim, "machine": machine_description(), "note": SHARED_NOTE}
+    report: dict = {"items": args.items, "dim": args.dim, "machine": machine_description(),
+                    "note": args.note or SHARED_NOTE, "load_average_at_start": list(os.getloadavg())}
     if not (cat / "synth.json").is_file():
         _, report["synth_s"] = shadematch("synth-catalog", "--items", str(args.items), "--dim", str(args.dim), "--out", str(cat))
     build_json = work / "build.json"
