@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,19 +23,14 @@ from runtime.image import load_image
 from runtime.index import VisualIndex
 from runtime.modelcard import ModelCard
 from runtime.textmap import TextNeighbours
+from runtime.versions import installed_versions
 
 _LIBRARIES = ("numpy", "onnxruntime", "hnswlib", "Pillow", "scikit-learn", "onnx", "torch")
 
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that made the bundle (recorded, not enforced)."""
-    versions = {}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return installed_versions(_LIBRARIES)
 
 
 @contextmanager

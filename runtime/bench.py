@@ -12,7 +12,6 @@ import platform
 import resource
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,6 +21,7 @@ from .bundle import open_bundle
 from .errors import ShadematchError
 from .retriever import Retriever
 from .search import refine_batch
+from .versions import installed_versions
 
 STAGES = ("decode", "preprocess", "text_model", "visual_model", "srmac", "index_search", "refinement")
 THROUGHPUT_BATCHES = (1, 8, 32)
@@ -192,12 +192,7 @@ def machine_description() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    versions = installed_versions(_LIBRARIES)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
