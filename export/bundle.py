@@ -119,13 +119,17 @@ def write_bundle(
             ],
             "catalog": {"items": len(items), "groups": len({item.group for item in items})},
             "pictures": {"dir": layout.PICTURES_DIR, "side": layout.PICTURE_SIDE} if pictures else None,
-            "files": {
-                str(path.relative_to(tmp)): {"bytes": path.stat().st_size, "sha256": layout.sha256_file(path)}
-                for path in sorted(tmp.rglob("*")) if path.is_file()
-            },
+            "files": _file_entries(tmp),
         }
         (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(out)
+
+
+def _file_entries(folder: Path) -> dict[str, dict[str, Any]]:
+    """The manifest's `files`: size and sha256 of every file under ``folder`` (hashed side by side)."""
+    paths = sorted(path for path in folder.rglob("*") if path.is_file())
+    return {str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": digest}
+            for path, digest in zip(paths, layout.sha256_files(paths))}
 
 
 def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,6 +45,20 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_files(paths: Sequence[Path], workers: int | None = None) -> list[str]:
+    """The sha256 of each file, in the given order, hashed side by side.
+
+    hashlib and file reads release the GIL, so threads hash on every core: at 500K items the two big files
+    (vectors, index: 2.5 GB each) take the time of one instead of two. Biggest first keeps the cores busy."""
+    workers = workers or max(1, min(len(paths), os.cpu_count() or 1))
+    biggest_first = sorted(range(len(paths)), key=lambda i: -Path(paths[i]).stat().st_size)
+    digests: list[str] = [""] * len(paths)
+    with ThreadPoolExecutor(workers, thread_name_prefix="sha256") as pool:
+        for i, digest in zip(biggest_first, pool.map(sha256_file, [paths[i] for i in biggest_first])):
+            digests[i] = digest
+    return digests
 
 
 @dataclass
@@ -141,15 +157,21 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def verify_files(path: Path, manifest: dict[str, Any], checksums: bool = True) -> None:
-    """Check that every file the manifest lists exists with its size and (optionally) sha256."""
-    for name, entry in manifest["files"].items():
+    """Check that every file the manifest lists exists with its size and (optionally) sha256.
+
+    Sizes first (cheap, and a truncated copy is the common fault), then all checksums side by side."""
+    files = manifest["files"]
+    for name, entry in files.items():
         file_path = path / name
         if not file_path.is_file():
             raise BundleError(f"{path}: {name} is missing")
         size = file_path.stat().st_size
         if size != entry.get("bytes"):
             raise BundleError(f"{path}: {name} is {size} bytes, the manifest says {entry.get('bytes')}")
-        if checksums and sha256_file(file_path) != entry.get("sha256"):
+    if not checksums:
+        return
+    for (name, entry), digest in zip(files.items(), sha256_files([path / name for name in files])):
+        if digest != entry.get("sha256"):
             raise BundleError(f"{path}: checksum mismatch for {name}; the file was modified or corrupted")
 
 

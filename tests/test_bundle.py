@@ -1,13 +1,14 @@
 """Bundle opening: version and checksum checks with messages that say exactly what is wrong."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from runtime.bundle import FORMAT_VERSION, open_bundle
+from runtime.bundle import FORMAT_VERSION, open_bundle, sha256_files
 from runtime.errors import BundleError
 
 
@@ -37,6 +38,24 @@ def test_tampered_file_is_a_checksum_error(bundle_copy: Path) -> None:
     data[-1] ^= 0xFF  # same size, different content
     vectors.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="checksum mismatch for vectors.npy"):
+        open_bundle(bundle_copy)
+
+
+def test_files_hashed_side_by_side_keep_their_order(tmp_path: Path) -> None:
+    contents = [b"", b"a" * 10, bytes(range(256)) * 20_000, b"b" * 3_000_001]  # sizes out of order on purpose
+    paths = []
+    for i, data in enumerate(contents):
+        paths.append(tmp_path / f"f{i}")
+        paths[-1].write_bytes(data)
+    assert sha256_files(paths, workers=3) == [hashlib.sha256(data).hexdigest() for data in contents]
+
+
+def test_tampered_catalogue_is_named_among_all_files(bundle_copy: Path) -> None:
+    catalog = bundle_copy / "catalog.jsonl"
+    data = bytearray(catalog.read_bytes())
+    data[0] ^= 0x01
+    catalog.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch for catalog.jsonl"):
         open_bundle(bundle_copy)
 
 
