@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,18 @@ from runtime.bench import machine_description  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TOP = 7
-SHARED_NOTE = ("2 cores shared with 3 other jobs during the run (load average 5-9): absolute numbers are "
-               "pessimistic; ratios between peers measured in the same run are what to read.")
+# The machine is shared: the load average over the run says how far to trust absolute numbers.
+LOAD_AT_START = os.getloadavg()
+
+
+def load_note(at_start: tuple[float, ...], at_end: tuple[float, ...]) -> str:
+    """A note on the machine's load during a run, for the report (measured, never a fixed claim)."""
+    cores = os.cpu_count() or 1
+    busiest = max(at_start[0], at_end[0], at_end[1])
+    verdict = ("the cores were free of other work" if busiest < 0.5 + cores / 2 else
+               "other jobs shared the cores: absolute numbers are pessimistic; read ratios between rows of one run")
+    return (f"load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in at_start)} at start, "
+            f"{'/'.join(f'{x:.1f}' for x in at_end)} at end, on {cores} cores: {verdict}.")
 
 
 def catalogue(items: int, dim: int, cache: Path) -> Path:
@@ -45,11 +56,12 @@ def queries_near(vectors: np.ndarray, count: int, seed: int = 0, noise: float = 
 
 
 def write(name: str, report: dict[str, Any], table: list[str]) -> None:
-    report = {"machine": machine_description(), "note": SHARED_NOTE, **report}
+    note = load_note(LOAD_AT_START, os.getloadavg())
+    report = {"machine": machine_description(), "note": note, **report}
     (HERE / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     m = report["machine"]
     head = [f"# {name}", "", f"Machine: {m['cpu']}, {m['cores_usable']} cores, {m['ram_gib']} GiB; "
-            f"{', '.join(f'{k} {v}' for k, v in m['libraries'].items())}.", "", f"Note: {SHARED_NOTE}", ""]
+            f"{', '.join(f'{k} {v}' for k, v in m['libraries'].items())}.", "", f"Note: {note}", ""]
     (HERE / f"{name}.md").write_text("\n".join(head + table) + "\n", encoding="utf-8")
     print("\n".join(table))
 

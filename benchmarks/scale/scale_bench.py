@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peers"))
-from common import SHARED_NOTE, exact_top, queries_near, recall  # noqa: E402
+from common import LOAD_AT_START, exact_top, load_note, queries_near, recall  # noqa: E402
 
 from runtime.bench import machine_description  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
@@ -67,12 +67,12 @@ def main() -> None:
     parser.add_argument("--text-max-df", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--note", default="", help="what else ran on the machine (default: the shared-cores note)")
+    parser.add_argument("--note", default="", help="what else ran on the machine (the measured load average is always recorded)")
     args = parser.parse_args()
     work = args.work or Path(f"/tmp/shadematch-scale-{args.items // 1000}k")
     cat, bundle = work / "cat", work / "bundle"
     report: dict = {"items": args.items, "dim": args.dim, "machine": machine_description(),
-                    "note": args.note or SHARED_NOTE, "load_average_at_start": list(os.getloadavg())}
+                    "note": args.note, "load_average_at_start": list(LOAD_AT_START)}
     if not (cat / "synth.json").is_file():
         _, report["synth_s"] = shadematch("synth-catalog", "--items", str(args.items), "--dim", str(args.dim), "--out", str(cat))
     build_json = work / "build.json"
@@ -124,6 +124,7 @@ def main() -> None:
             times.append(time.perf_counter() - started)
         sweep.append({"ef": ef, "recall7": recall(np.concatenate(ids), truth), "p50_ms": 1000 * float(np.median(times))})
     report["sweep"] = sweep
+    report["load_note"] = load_note(LOAD_AT_START, os.getloadavg())
     name = f"scale_{args.items // 1000}k_M{report['index']['M']}_efC{report['index']['ef_construction']}"
     (HERE / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (HERE / f"{name}.md").write_text(markdown(report))
@@ -134,7 +135,7 @@ def markdown(r: dict) -> str:
     b, q, m = r["build"], r["query"], r["machine"]
     gib = sum(r["bundle_bytes"].values()) / 1024**3
     lines = [f"# {r['items']} items x {r['dim']}-d (synthetic catalogue), 2 cores", "",
-             f"Machine: {m['cpu']}, {m['cores_usable']} cores, {m['ram_gib']} GiB. Note: {r['note']}", "",
+             f"Machine: {m['cpu']}, {m['cores_usable']} cores, {m['ram_gib']} GiB. Load: {r.get('load_note', '')} {r['note']}", "",
              f"Build command: `{b.get('command', '?')}`", "",
              "| step | measured |", "|---|---:|",
              f"| HNSW build (M={r['index']['M']}, ef_construction={r['index']['ef_construction']}, 2 threads) | {b['index_s']:.0f} s |",
