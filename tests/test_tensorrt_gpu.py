@@ -83,3 +83,32 @@ def test_auto_picks_tensorrt_when_a_plan_fits(gpu_plan: Path, tmp_path: Path) ->
     shutil.copy(sidecar_for(gpu_plan), tmp_path / "build")
     with open_backend(tmp_path / MODEL.name, "auto") as backend:
         assert backend.kind == "tensorrt"
+
+
+def test_catalogue_extraction_in_large_batches_on_the_gpu(gpu_plan: Path, tmp_path: Path) -> None:
+    """The GPU half of export.shards: one worker, batches larger than the plan's max (split inside the
+    backend), descriptors equal to ONNX Runtime's, in catalogue order."""
+    import shutil
+
+    pytest.importorskip("sklearn")
+    from export.build import load_checked_card
+    from export.catalog import read_catalog_csv
+    from export.shards import ShardOptions, extract_sharded
+    from runtime.engines.plans import sidecar_for
+    from runtime.pooling import DEFAULT_LEVELS
+
+    from .conftest import DEMO
+
+    models = tmp_path / "models"
+    (models / "build").mkdir(parents=True)
+    for source, target in ((MODEL, models), (card_path_for(MODEL), models), (gpu_plan, models / "build"),
+                           (sidecar_for(gpu_plan), models / "build")):
+        shutil.copy(source, target)
+    rows, _ = read_catalog_csv(DEMO / "catalog.csv")
+    card = load_checked_card(MODEL)
+    on_gpu, kept, problems = extract_sharded(rows, models / MODEL.name, card, DEFAULT_LEVELS, tmp_path / "gpu",
+                                             ShardOptions(workers=1, batch_size=16, backend="tensorrt"))
+    on_cpu, _, _ = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path / "cpu",
+                                   ShardOptions(workers=1, backend="onnxruntime"))
+    assert len(kept) == len(rows) and not problems
+    assert np.all((on_gpu * on_cpu).sum(axis=1) > 0.999)

@@ -14,6 +14,10 @@ sys.path.insert(0, str(ROOT))
 
 from export.synthetic import SynthParams, write_synthetic_catalog  # noqa: E402
 from runtime.bench import machine_description  # noqa: E402
+from runtime.versions import installed_versions  # noqa: E402
+
+#: The peers' own libraries, recorded next to ours in every report.
+PEER_LIBRARIES = ("faiss-cpu", "usearch", "scikit-learn", "torch")
 
 HERE = Path(__file__).resolve().parent
 TOP = 7
@@ -21,11 +25,12 @@ TOP = 7
 LOAD_AT_START = os.getloadavg()
 
 
-def load_note(at_start: tuple[float, ...], at_end: tuple[float, ...]) -> str:
-    """A note on the machine's load during a run, for the report (measured, never a fixed claim)."""
+def load_note(at_start: tuple[float, ...], at_end: tuple[float, ...], own_threads: int) -> str:
+    """A note on the machine's load during a run (measured, never a fixed claim): a load average above the
+    benchmark's own threads means other jobs shared the cores."""
     cores = os.cpu_count() or 1
     busiest = max(at_start[0], at_end[0], at_end[1])
-    verdict = ("the cores were free of other work" if busiest < 0.5 + cores / 2 else
+    verdict = (f"within the benchmark's own {own_threads} threads: no other heavy job" if busiest <= own_threads + 0.5 else
                "other jobs shared the cores: absolute numbers are pessimistic; read ratios between rows of one run")
     return (f"load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in at_start)} at start, "
             f"{'/'.join(f'{x:.1f}' for x in at_end)} at end, on {cores} cores: {verdict}.")
@@ -55,9 +60,11 @@ def queries_near(vectors: np.ndarray, count: int, seed: int = 0, noise: float = 
     return base / np.linalg.norm(base, axis=1, keepdims=True)
 
 
-def write(name: str, report: dict[str, Any], table: list[str]) -> None:
-    note = load_note(LOAD_AT_START, os.getloadavg())
-    report = {"machine": machine_description(), "note": note, **report}
+def write(name: str, report: dict[str, Any], table: list[str], own_threads: int) -> None:
+    note = load_note(LOAD_AT_START, os.getloadavg(), own_threads)
+    machine = machine_description()
+    machine["libraries"] = {**machine["libraries"], **installed_versions(PEER_LIBRARIES)}
+    report = {"machine": machine, "note": note, **report}
     (HERE / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     m = report["machine"]
     head = [f"# {name}", "", f"Machine: {m['cpu']}, {m['cores_usable']} cores, {m['ram_gib']} GiB; "

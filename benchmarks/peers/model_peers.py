@@ -2,6 +2,9 @@
 the same threads for both.
 
 - visual: engines/efficientnet_lite0_imagenet.onnx vs export.models VisualTrunk (the same ImageNet weights);
+- MANet:  engines/manet_lite0.onnx (the default visual model: backbone + saliency + EAST text branch) vs
+  export.models.manet InferenceGraph of the same architecture (ImageNet-initialised: the trained checkpoint
+  is not shipped; latency depends on the graph, not on weight values);
 - text:   engines/east_lite0.onnx vs export.models.east EAST (same architecture; the trained checkpoint is not
   shipped, so PyTorch runs ImageNet-initialised weights: latency depends on the graph, not on weight values).
 
@@ -67,11 +70,14 @@ def measure(engine: str, threads: int, repeats: int, batches: list[int]) -> list
     torch.set_num_threads(threads)
     from export.models.east import build_east
     from export.models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
+    from export.models.manet import MANet, InferenceGraph
 
     models = {
         "visual (EfficientNet-Lite0 trunk, 320 px)": (ENGINES / "efficientnet_lite0_imagenet.onnx",
                                                       lambda: VisualTrunk(load_imagenet_lite0()), 320),
         "text (EAST-Lite0, 384 px)": (ENGINES / "east_lite0.onnx", lambda: build_east(pretrained=True), 384),
+        "visual (MANet-Lite0 with text branch, 320 px)": (
+            ENGINES / "manet_lite0.onnx", lambda: InferenceGraph(MANet(81, east=build_east(pretrained=True))), 320),
     }
     rng = np.random.default_rng(0)
     rows = []
@@ -106,7 +112,7 @@ def main() -> None:
              f"runs after a warm-up; torch {torch.__version__}.", "",
              "| model | engine | batch | p50 ms | images/s |", "|---|---|---:|---:|---:|"]
     table += [f"| {r['model']} | {r['engine']} | {r['batch']} | {r['p50_ms']:.1f} | {r['images_per_s']:.1f} |" for r in rows]
-    write("model_peers", {"threads": args.threads, "repeats": args.repeats, "rows": rows}, table)
+    write("model_peers", {"threads": args.threads, "repeats": args.repeats, "rows": rows}, table, own_threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def main() -> None:
         table += [f"| ours (export.textmap) | {ours_s:.1f} | {(peer_s + tfidf_s) / ours_s:.1f}x | "
                   f"{agreement['rows_equal']} rows equal, {agreement['rows_different']} differ |",
                   f"| scikit-learn NearestNeighbors brute cosine | {peer_s + tfidf_s:.1f} | 1.0x | |"]
-    write(f"textmap_peer_{len(titles) // 1000}k", report, table)
+    write(f"textmap_peer_{len(titles) // 1000}k", report, table, own_threads=args.threads)
 
 
 if __name__ == "__main__":

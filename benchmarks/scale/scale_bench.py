@@ -124,7 +124,7 @@ def main() -> None:
             times.append(time.perf_counter() - started)
         sweep.append({"ef": ef, "recall7": recall(np.concatenate(ids), truth), "p50_ms": 1000 * float(np.median(times))})
     report["sweep"] = sweep
-    report["load_note"] = load_note(LOAD_AT_START, os.getloadavg())
+    report["load_note"] = load_note(LOAD_AT_START, os.getloadavg(), args.threads)
     name = f"scale_{args.items // 1000}k_M{report['index']['M']}_efC{report['index']['ef_construction']}"
     (HERE / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (HERE / f"{name}.md").write_text(markdown(report))
