@@ -21,6 +21,7 @@ from runtime.pooling import DEFAULT_LEVELS
 from .bundle import write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
+from .projection import learn_projection
 from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
 
@@ -55,6 +56,9 @@ class BuildOptions:
     #: Carry a small JPEG of every catalogue image (the kiosk's cards), so the bundle needs nothing outside it.
     pictures: bool = True
     levels: int = DEFAULT_LEVELS
+    #: Index the descriptors in a PCA space of this many dimensions (0 = as they are): for large catalogues,
+    #: where index size, build, load and query time grow with the dimension (runtime.projection).
+    reduce_dim: int = 0
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
     progress: bool = True
@@ -88,21 +92,37 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
     card = load_checked_card(options.model)
+    if options.reduce_dim and not 0 < options.reduce_dim < min(card.feature_dim, len(rows)):
+        # said before the long feature extraction, not after it
+        raise CatalogError(f"--reduce-dim {options.reduce_dim}: need 0 < dims < {card.feature_dim} (the model's "
+                           f"descriptor) and fewer dims than catalogue rows ({len(rows)})")
     vectors, kept, image_problems = _extract(rows, card, options)
     settle_problems(catalog_csv, image_problems, options.skip_bad)
     if not kept:
         raise CatalogError(f"{catalog_csv}: no usable catalogue rows")
+    vectors, projection = _reduce(vectors, options.reduce_dim)
     index = VisualIndex.build(vectors, options.index)
     text_map = build_text_map([row.title for row in kept], options.text)
     items = [CatalogItem(row.id, row.title, str(row.image), row.group) for row in kept]
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
-        pictures=options.pictures,
+        pictures=options.pictures, projection=projection,
         plans=options.engines, backend=options.bundle_backend, overwrite=options.overwrite,
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def _reduce(vectors: np.ndarray, dims: int):
+    """The catalogue's descriptors in the PCA space of ``dims`` dimensions, and the projection (or as they are)."""
+    if not dims:
+        return vectors, None
+    try:
+        projection = learn_projection(vectors, dims)
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
+    return projection[0].apply(vectors), projection
 
 
 def _extract(rows, card: ModelCard, options: BuildOptions):
@@ -154,6 +174,9 @@ def build_bundle_from_vectors(
     card = load_checked_card(options.model)
     # CPU seconds beside wall seconds: on a shared machine the wall time says little about the work.
     clock, cpu = time.perf_counter(), time.process_time()
+    vectors, projection = _reduce(vectors, options.reduce_dim)
+    timings["projection_s"] = time.perf_counter() - clock
+    clock, cpu = time.perf_counter(), time.process_time()
     index = VisualIndex.build(vectors, options.index, threads=options.threads or -1)
     timings["index_s"], timings["index_cpu_s"] = time.perf_counter() - clock, time.process_time() - cpu
     clock, cpu = time.perf_counter(), time.process_time()
@@ -163,7 +186,7 @@ def build_bundle_from_vectors(
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
-        overwrite=options.overwrite,
+        overwrite=options.overwrite, projection=projection,
     )
     timings["write_s"] = time.perf_counter() - clock
     return BuildReport(Path(out), len(items), 0, time.perf_counter() - started)

@@ -22,6 +22,7 @@ from runtime.errors import BackendError, BundleError
 from runtime.image import load_image
 from runtime.index import VisualIndex
 from runtime.modelcard import ModelCard
+from runtime.projection import Projection
 from runtime.textmap import TextNeighbours
 from runtime.versions import installed_versions
 
@@ -73,12 +74,17 @@ def write_bundle(
     backend: str = "auto",
     pictures: bool = False,
     overwrite: bool = False,
+    projection: tuple[Projection, dict[str, Any]] | None = None,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
     of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
-    ``pictures`` carries a small JPEG of every catalogue image, so the kiosk shows them wherever the bundle goes."""
+    ``pictures`` carries a small JPEG of every catalogue image, so the kiosk shows them wherever the bundle goes;
+    ``projection`` (with what to record about it) maps the model's descriptors into the index's space."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
+    if projection is not None and (projection[0].in_dim, projection[0].out_dim) != (card.feature_dim, index.dim):
+        raise BundleError(f"the projection maps {projection[0].in_dim} -> {projection[0].out_dim} dims; the model gives "
+                          f"{card.feature_dim} and the index holds {index.dim}")
     engines = [_checked_plan(Path(plan), card) for plan in plans]
     names = [manifest.plan for _, manifest in engines]
     if len(set(names)) != len(names):
@@ -95,17 +101,21 @@ def write_bundle(
         np.save(tmp / layout.VECTORS_FILE, np.ascontiguousarray(index.vectors, dtype=np.float32), allow_pickle=False)
         has_graph = index.save(tmp / layout.INDEX_FILE)
         text_map.save(tmp / layout.TEXT_MAP_FILE)
+        if projection is not None:
+            projection[0].save(tmp / layout.PROJECTION_FILE)
         write_catalog(items, tmp / layout.CATALOG_FILE)
         if pictures:
             write_pictures(items, tmp / layout.PICTURES_DIR)
         manifest = {
             "format": layout.FORMAT_NAME,
-            "format_version": layout.FORMAT_VERSION,
+            # the lowest version that holds what this bundle carries (see runtime.bundle.FORMAT_VERSION)
+            "format_version": 2 if projection is not None else 1,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "shadematch_version": __version__,
             "libraries": library_versions(),
             "model": {"name": card.name, "onnx": layout.MODEL_FILE, "card": layout.CARD_FILE},
-            "descriptor": {"dim": index.dim, "pooling": "srmac", "levels": levels},
+            "descriptor": {"dim": index.dim, "pooling": "srmac", "levels": levels,
+                           **({"projection": {"file": layout.PROJECTION_FILE, **projection[1]}} if projection else {})},
             "index": {"kind": index.kind, "space": "ip", "file": layout.INDEX_FILE if has_graph else None,
                       **index.params.to_dict()},
             "text_map": {**text_params, "links": int(len(text_map.indices))},

@@ -27,6 +27,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=3, help="visual top-k refined by the text map (default: 3)")
     p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
     p.add_argument("--no-pictures", action="store_true", help="do not carry the catalogue pictures (the kiosk's cards) in the bundle")
+    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
@@ -54,7 +55,7 @@ def _build(args: argparse.Namespace) -> int:
     options = BuildOptions(backend=args.backend or "auto", threads=args.threads, batch_size=args.batch_size,
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, pictures=not args.no_pictures, text=text,
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
-                           workers=args.workers, work_dir=args.work_dir, ray=args.ray)
+                           workers=args.workers, work_dir=args.work_dir, ray=args.ray, reduce_dim=args.reduce_dim)
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)
@@ -354,6 +355,7 @@ def register_build_vectors(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--ef-construction", type=int, default=None)
     p.add_argument("--ef", type=int, default=None, help="HNSW search breadth stored in the bundle")
     p.add_argument("--text-max-df", type=float, default=None, help="drop title tokens in more than this share of titles")
+    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
     p.add_argument("--threads", type=int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the step timings as JSON")
     p.set_defaults(handler=_build_vectors)
@@ -374,7 +376,8 @@ def _build_vectors(args: argparse.Namespace) -> int:
     text = TextMapParams()
     text = replace(text, max_df=text.max_df if args.text_max_df is None else args.text_max_df,
                    threads=args.threads or text.threads)
-    options = BuildOptions(threads=args.threads, overwrite=args.force, k=args.k, index=index, text=text)
+    options = BuildOptions(threads=args.threads, overwrite=args.force, k=args.k, index=index, text=text,
+                           reduce_dim=args.reduce_dim)
     if args.model is not None:
         options.model = args.model
     timings: dict[str, float] = {}

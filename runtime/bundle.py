@@ -20,10 +20,15 @@ from .catalog import CatalogItem, CatalogRows
 from .errors import BackendError, BundleError, ModelCardError
 from .index import IndexParams, VisualIndex
 from .modelcard import ModelCard
+from .projection import Projection
 from .textmap import TextNeighbours
 
 FORMAT_NAME = "shadematch-bundle"
-FORMAT_VERSION = 1
+#: The newest format this shadematch writes and reads. Version 2 adds a descriptor projection
+#: (`projection.npz`); a bundle without one is still written as version 1, so older kiosks keep opening it,
+#: while a version-1 reader refuses a projected bundle by its version instead of failing on dimensions.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 MODEL_FILE = "models/visual.onnx"
 CARD_FILE = "models/visual.card.json"
@@ -31,6 +36,7 @@ VECTORS_FILE = "vectors.npy"
 INDEX_FILE = "index.bin"
 TEXT_MAP_FILE = "text_map.npz"
 CATALOG_FILE = "catalog.jsonl"
+PROJECTION_FILE = "projection.npz"
 ENGINES_DIR = "engines"
 #: Catalogue pictures for the kiosk's cards, one JPEG per row (`picture_name`): a moved bundle keeps them.
 PICTURES_DIR = "pictures"
@@ -72,6 +78,8 @@ class Bundle:
     catalog: Sequence[CatalogItem]
     index: VisualIndex
     text_map: TextNeighbours
+    #: SR-MAC descriptor -> index space (None: the index holds the descriptors as they are).
+    projection: Projection | None = None
 
     @property
     def backend(self) -> str:
@@ -145,10 +153,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"{manifest_path}: not a shadematch bundle manifest")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BundleError(
-            f"{path}: bundle format version {version}, but this shadematch reads version {FORMAT_VERSION}; "
-            "rebuild the bundle with `shadematch build`"
+            f"{path}: bundle format version {version}, but this shadematch reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild the bundle with `shadematch build`"
         )
     for section in ("files", "descriptor", "index", "search", "catalog"):
         if not isinstance(manifest.get(section), dict):
@@ -202,6 +210,7 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
     except (OSError, ValueError) as exc:
         raise BundleError(f"{path}: {VECTORS_FILE} is not a valid array ({exc})") from None
     dim = int(manifest["descriptor"]["dim"])
+    projection = _load_projection(path, manifest, card)
     if vectors.ndim != 2 or vectors.shape != (len(catalog), dim) or vectors.dtype != np.float32:
         raise BundleError(
             f"{path}: {VECTORS_FILE} is {vectors.dtype} {vectors.shape}, expected float32 ({len(catalog)}, {dim})"
@@ -220,7 +229,22 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
     clock.lap("text_map_s")
     if len(text_map) != len(catalog):
         raise BundleError(f"{path}: {TEXT_MAP_FILE} covers {len(text_map)} rows, the catalogue has {len(catalog)}")
-    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map)
+    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection)
+
+
+def _load_projection(path: Path, manifest: dict[str, Any], card: ModelCard) -> Projection | None:
+    """The bundle's projection, checked against the model (its input) and the index (its output)."""
+    info = manifest["descriptor"].get("projection")
+    if info is None:
+        return None
+    if info.get("file") != PROJECTION_FILE or PROJECTION_FILE not in manifest["files"]:
+        raise BundleError(f"{path}: the manifest's projection does not name the listed file {PROJECTION_FILE}")
+    projection = Projection.load(path / PROJECTION_FILE)
+    dim = int(manifest["descriptor"]["dim"])
+    if projection.in_dim != card.feature_dim or projection.out_dim != dim:
+        raise BundleError(f"{path}: {PROJECTION_FILE} maps {projection.in_dim} -> {projection.out_dim} dims; the model "
+                          f"gives {card.feature_dim} and the index holds {dim}")
+    return projection
 
 
 def _check_engines(path: Path, manifest: dict[str, Any], card: ModelCard) -> None:

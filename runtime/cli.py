@@ -120,7 +120,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"bundle      {bundle.path} (format {manifest['format_version']}, checksums OK)")
     print(f"created     {manifest.get('created', '?')} by shadematch {manifest.get('shadematch_version', '?')}")
     print(f"catalogue   {len(bundle.catalog)} items in {manifest['catalog'].get('groups', '?')} product groups")
-    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {manifest['descriptor']['dim']}-d)")
+    projected = manifest["descriptor"].get("projection")
+    reduced = (f", PCA {projected['in_dim']} -> {projected['out_dim']} dims, {projected['variance_kept']:.0%} of the "
+               f"variance kept" if projected else "")
+    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {manifest['descriptor']['dim']}-d{reduced})")
     print(f"index       {bundle.index.kind}" + (f" (M={index['M']}, ef={index['ef']})" if bundle.index.kind == "hnsw" else ""))
     print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {manifest['text_map'].get('top_n')}, threshold {manifest['text_map'].get('threshold')})")
     print(f"search      k={bundle.k}, top={bundle.top}")

@@ -15,16 +15,22 @@ from PIL import Image
 from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
 from .modelcard import ModelCard
 from .pooling import srmac
+from .projection import Projection
 
 
 class Embedder:
-    """Descriptors from a visual model whose outputs follow the X / S contract. Thread-safe if the backend is."""
+    """Descriptors from a visual model whose outputs follow the X / S contract. Thread-safe if the backend is.
 
-    def __init__(self, backend: Backend, card: ModelCard, levels: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    ``projection`` (a bundle's PCA) maps the SR-MAC descriptors into the bundle's index space; catalogue
+    indexing leaves it out, since the projection is learned from those very descriptors."""
+
+    def __init__(self, backend: Backend, card: ModelCard, levels: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 projection: Projection | None = None) -> None:
         self.backend = backend
         self.card = card
         self.levels = levels
         self.max_pixels = max_pixels
+        self.projection = projection
         for role in ("features", "saliency"):
             name = card.outputs.get(role)
             if name not in backend.output_names:
@@ -47,9 +53,15 @@ class Embedder:
         """Stage 3: the visual model's outputs for a prepared batch (N, 3, H, W)."""
         return self.backend.run({self.card.input.name: batch})
 
+    @property
+    def dim(self) -> int:
+        """Length of the descriptors this embedder returns."""
+        return self.projection.out_dim if self.projection is not None else self.card.feature_dim
+
     def pool(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Stage 4: SR-MAC descriptors (N, D) from the model's X and S."""
-        return srmac(outputs[self.card.outputs["features"]], outputs[self.card.outputs["saliency"]], self.levels)
+        """Stage 4: SR-MAC descriptors (N, D) from the model's X and S (eqs. 4-7), projected when a bundle says so."""
+        pooled = srmac(outputs[self.card.outputs["features"]], outputs[self.card.outputs["saliency"]], self.levels)
+        return pooled if self.projection is None else self.projection.apply(pooled)
 
     def prepare(self, source: ImageSource) -> np.ndarray:
         """One model input (3, H, W) from a photo."""
@@ -72,5 +84,5 @@ class Embedder:
                     raise type(exc)(f"image {start + offset + 1} of {len(sources)}: {exc}") from None
             chunks.append(self.embed_batch(np.stack(prepared)))
         if not chunks:
-            return np.zeros((0, self.card.feature_dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(chunks)

@@ -42,7 +42,7 @@ class Retriever:
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         self.bundle = bundle
         self.backend = backend
-        self.embedder = Embedder(backend, bundle.card, bundle.levels)
+        self.embedder = Embedder(backend, bundle.card, bundle.levels, projection=bundle.projection)
 
     @classmethod
     def open(
@@ -65,7 +65,7 @@ class Retriever:
         return self.search(self.embed(images, batch_size=batch_size), k=k, top=top)
 
     def embed(self, images: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
-        """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index."""
+        """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index (projected if it has a projection)."""
         return self.embedder.embed(images, batch_size=batch_size)
 
     def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None,
