@@ -124,7 +124,8 @@ def main() -> None:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     table += [f"| {r['lib']} | {r['kind']} | {r['ef'] or '-'} | {r['recall7']:.4f} | {r['qps']:.0f} | {r['p50_ms']:.2f} | "
               f"{r['build_s']:.1f} | {r['memory_mib']:.0f} |" for r in rows]
-    write(f"index_peers_{args.items // 1000}k_M{args.M}_efC{args.ef_construction}", {"items": args.items, "dim": args.dim, "queries": args.queries, "rows": rows}, table, own_threads=args.threads)
+    dims = "" if args.dim == 1280 else f"_{args.dim}d"  # 1280-d: the SR-MAC descriptor, the reports' default
+    write(f"index_peers_{args.items // 1000}k{dims}_M{args.M}_efC{args.ef_construction}", {"items": args.items, "dim": args.dim, "queries": args.queries, "rows": rows}, table, own_threads=args.threads)
 
 
 if __name__ == "__main__":
