@@ -1,7 +1,7 @@
 """Learning a bundle's descriptor projection (runtime.projection): a centred PCA of the catalogue's descriptors.
 
-scikit-learn's PCA (randomised SVD above a few thousand rows) does the fit; at 500K x 1280 it fits on a seeded
-sample of rows, since the leading axes of a catalogue settle long before every row is seen.
+scikit-learn's PCA does the fit (its "auto" solver picks randomised SVD at catalogue sizes); at 500K x 1280
+it fits on a seeded sample of rows, since the leading axes of a catalogue settle long before every row is seen.
 """
 from __future__ import annotations
 
