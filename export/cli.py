@@ -27,7 +27,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=3, help="visual top-k refined by the text map (default: 3)")
     p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
     p.add_argument("--no-pictures", action="store_true", help="do not carry the catalogue pictures (the kiosk's cards) in the bundle")
-    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
+    _add_reduce_dim(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
@@ -39,6 +39,12 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
     add_backend_options(p)
     p.set_defaults(handler=_build)
+
+
+def _add_reduce_dim(p: argparse.ArgumentParser) -> None:
+    """`--reduce-dim`, the same for `build` and `build-vectors` (export.projection)."""
+    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N "
+                   "dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -355,7 +361,7 @@ def register_build_vectors(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--ef-construction", type=int, default=None)
     p.add_argument("--ef", type=int, default=None, help="HNSW search breadth stored in the bundle")
     p.add_argument("--text-max-df", type=float, default=None, help="drop title tokens in more than this share of titles")
-    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
+    _add_reduce_dim(p)
     p.add_argument("--threads", type=int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the step timings as JSON")
     p.set_defaults(handler=_build_vectors)
