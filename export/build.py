@@ -21,7 +21,7 @@ from runtime.pooling import DEFAULT_LEVELS
 from .bundle import write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
-from .projection import learn_projection
+from .projection import check_dims, learn_projection
 from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
 
@@ -92,10 +92,11 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
     card = load_checked_card(options.model)
-    if options.reduce_dim and not 0 < options.reduce_dim < min(card.feature_dim, len(rows)):
-        # said before the long feature extraction, not after it
-        raise CatalogError(f"--reduce-dim {options.reduce_dim}: need 0 < dims < {card.feature_dim} (the model's "
-                           f"descriptor) and fewer dims than catalogue rows ({len(rows)})")
+    if options.reduce_dim:
+        try:  # said before the long feature extraction, not after it
+            check_dims(options.reduce_dim, card.feature_dim, len(rows))
+        except ValueError as exc:
+            raise CatalogError(str(exc)) from None
     vectors, kept, image_problems = _extract(rows, card, options)
     settle_problems(catalog_csv, image_problems, options.skip_bad)
     if not kept:

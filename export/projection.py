@@ -14,13 +14,19 @@ from runtime.projection import Projection
 FIT_ROWS = 100_000
 
 
+def check_dims(dims: int, width: int, rows: int) -> None:
+    """ValueError unless a PCA of ``rows`` descriptors of ``width`` dims can have ``dims`` components."""
+    if not 1 <= dims < width:
+        raise ValueError(f"--reduce-dim {dims}: must be between 1 and {width - 1} (the descriptors have {width} dims)")
+    if dims >= rows:
+        raise ValueError(f"--reduce-dim {dims}: a PCA needs more catalogue rows than dims "
+                         f"(use fewer dims than catalogue rows ({rows}))")
+
+
 def learn_projection(vectors: np.ndarray, dims: int, fit_rows: int = FIT_ROWS, seed: int = 0) -> tuple[Projection, dict]:
     """A PCA projection to ``dims`` dimensions and what to record about it (rows fitted, variance kept)."""
     rows, width = vectors.shape
-    if not 1 <= dims < width:
-        raise ValueError(f"--reduce-dim must be between 1 and {width - 1} (the descriptors have {width} dims), got {dims}")
-    if dims >= rows:
-        raise ValueError(f"--reduce-dim {dims} needs more catalogue rows than dimensions; the catalogue has {rows}")
+    check_dims(dims, width, rows)
     chosen = np.sort(np.random.default_rng(seed).choice(rows, fit_rows, replace=False)) if rows > fit_rows else slice(None)
     sample = np.asarray(vectors[chosen], dtype=np.float32)
     pca = PCA(n_components=dims, random_state=seed).fit(sample)
