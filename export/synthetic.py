@@ -97,7 +97,8 @@ def descriptors(params: SynthParams, lay: Layout, chunk: int = 50_000) -> Iterat
             basis = np.random.default_rng((params.seed, int(f))).standard_normal(
                 (params.family_rank, params.dim), dtype=np.float32
             ) / np.float32(np.sqrt(params.family_rank * params.dim))  # offsets of norm ~1
-            out[rows] += np.float32(params.spread_product) * (product_codes[prod[rows]] @ basis)
+            # einsum, not @: BLAS may block a product by its row count, so a row's value would depend on the chunking
+            out[rows] += np.float32(params.spread_product) * np.einsum("rk,kd->rd", product_codes[prod[rows]], basis)
         noise = rng.standard_normal(out.shape, dtype=np.float32) / np.float32(np.sqrt(params.dim))
         out += np.float32(params.spread_image) * noise
         yield _unit(out)
