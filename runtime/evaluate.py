@@ -53,7 +53,7 @@ def evaluate(
     descriptors = np.concatenate(chunks)
 
     def scores(k: int, vote: int | None = None) -> tuple[list[float], list[bool]]:
-        results = retriever.search(descriptors, k=k, top=TOP, vote=vote)
+        results = retriever.search(descriptors, k=k, top=TOP, vote=vote, distinct=False)
         aps = [_ap(q, r, group_sizes) for q, r in zip(queries, results)]
         firsts = [bool(r) and r[0].group == q.group for q, r in zip(queries, results)]
         return aps, firsts
@@ -81,16 +81,31 @@ def evaluate(
         # The product vote's own share: the bundle's k again, the first stage left to the single nearest row.
         ap_plain, top1_plain = scores(bundle_k, vote=0)
         report["without_vote"] = {"map7": mean(ap_plain), "top1": mean(top1_plain)}
+    ranks = product_ranks(retriever.search(descriptors, k=bundle_k, top=TOP), queries)
+    report["products"] = _product_summary(ranks)
     subsets = sorted({q.subset for q in queries if q.subset})
     if subsets:
         report["subsets"] = {
-            name: _summary(*(
+            name: {**_summary(*(
                 [values[i] for i, q in enumerate(queries) if q.subset == name]
                 for values in (visual_ap, visual_top1, ap, top1)
-            ), queries=sum(q.subset == name for q in queries))
+            ), queries=sum(q.subset == name for q in queries)),
+                "products": _product_summary([r for r, q in zip(ranks, queries) if q.subset == name])}
             for name in subsets
         }
     return report
+
+
+def product_ranks(results: list[list[Match]], queries: list[Query]) -> list[int]:
+    """Rank (1-based) of each query's product among its distinct-product results; 0 when absent."""
+    return [next((rank for rank, m in enumerate(r, start=1) if m.group == q.group), 0) for r, q in zip(results, queries)]
+
+
+def _product_summary(ranks: list[int]) -> dict[str, float]:
+    """What a shopper sees (one result per product): the right product first, its reciprocal rank within the
+    list (MRR@7) and whether it is in the list at all."""
+    return {"top1": mean([r == 1 for r in ranks]), "mrr7": mean([1.0 / r if r else 0.0 for r in ranks]),
+            "recall7": mean([r > 0 for r in ranks])}
 
 
 def _summary(visual_ap: list[float], visual_top1: list[bool], ap: list[float], top1: list[bool], queries: int | None = None) -> dict[str, Any]:

@@ -54,31 +54,35 @@ class Retriever:
         bundle = open_bundle(path, verify=verify)
         return cls(bundle, open_backend(bundle.model_path, backend or bundle.backend, threads=threads))
 
-    def query(self, image: ImageSource, *, k: int | None = None, top: int | None = None) -> list[Match]:
-        """The best ``top`` (default 7) catalogue items for one photo."""
-        return self.query_batch([image], k=k, top=top)[0]
+    def query(self, image: ImageSource, *, k: int | None = None, top: int | None = None,
+              distinct: bool = True) -> list[Match]:
+        """The best ``top`` (default 7) products for one photo, each by its best catalogue image (``distinct``
+        False: the best ``top`` catalogue images, several of one product allowed)."""
+        return self.query_batch([image], k=k, top=top, distinct=distinct)[0]
 
     def query_batch(
-        self, images: Sequence[ImageSource], *, k: int | None = None, top: int | None = None, batch_size: int = 16
+        self, images: Sequence[ImageSource], *, k: int | None = None, top: int | None = None, batch_size: int = 16,
+        distinct: bool = True,
     ) -> list[list[Match]]:
         """Results for several photos, run through the model in batches."""
-        return self.search(self.embed(images, batch_size=batch_size), k=k, top=top)
+        return self.search(self.embed(images, batch_size=batch_size), k=k, top=top, distinct=distinct)
 
     def embed(self, images: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
         """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index (projected if it has a projection)."""
         return self.embedder.embed(images, batch_size=batch_size)
 
     def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None,
-               vote: int | None = None) -> list[list[Match]]:
+               vote: int | None = None, distinct: bool = True) -> list[list[Match]]:
         """Two-stage search (Algorithm 1) for precomputed descriptors; k = 0 is visual-only. ``vote`` (default:
-        the bundle's) is the visual top-m whose product vote picks the first result (0 = off)."""
+        the bundle's) is the visual top-m whose product vote picks the first result (0 = off). ``distinct``: one
+        result per product (its first image in the ranking), else the image-level ranking of the challenge."""
         k = self.bundle.k if k is None else k
         top = self.bundle.top if top is None else top
         vote = self.bundle.vote if vote is None else vote
         if k < 0 or top < 1 or vote < 0:
             raise ValueError(f"need k >= 0, top >= 1 and vote >= 0, got k={k}, top={top}, vote={vote}")
-        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top,
-                                vote=vote, products=self.bundle.products if vote > 1 else None)
+        hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top, vote=vote,
+                                products=self.bundle.products if vote > 1 or distinct else None, distinct=distinct)
         return [[self._match(hit) for hit in row] for row in hits]
 
     def _match(self, hit: Hit) -> Match:

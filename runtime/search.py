@@ -84,17 +84,60 @@ def vote_by_product(visual_ids: np.ndarray, visual_scores: np.ndarray, products:
 
 def two_stage_search(
     queries: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int = 7,
-    vote: int = 0, products: Sequence[Hashable] | None = None,
+    vote: int = 0, products: Sequence[Hashable] | None = None, distinct: bool = False,
 ) -> list[list[Hit]]:
     """Algorithm 1 for a batch of descriptors (N, D); k = 0 gives the visual ranking alone.
 
     With ``vote`` = m > 1 and ``products`` (the product of each catalogue row, by row), the first stage's ranking is
-    first reordered by `vote_by_product` over the visual top m.
+    first reordered by `vote_by_product` over the visual top m. ``distinct`` (needs ``products``) returns ``top``
+    different products, each by its first row in that ranking (`distinct_products`), instead of ``top`` rows.
     """
-    if vote > 1 and products is None:
-        raise ValueError("vote needs the product code of every catalogue row")
-    ids, scores = index.search(queries, max(top, k, vote))
-    return refine_batch(queries, ids, scores, index, text_map, k, top, vote, products)
+    if (vote > 1 or distinct) and products is None:
+        raise ValueError("vote and distinct need the product code of every catalogue row")
+    if not distinct:
+        ids, scores = index.search(queries, max(top, k, vote))
+        return refine_batch(queries, ids, scores, index, text_map, k, top, vote, products)
+    return [distinct_products(query, index, text_map, k, top, vote, products) for query in queries]
+
+
+#: Rows searched per product asked for, at first, when results must be distinct products; doubled until enough.
+DISTINCT_POOL = 16
+#: Rows searched at most per query for distinct products (a catalogue with hundreds of images of a few products
+#: then returns fewer than ``top`` products rather than searching without end).
+DISTINCT_POOL_MAX = 4096
+
+
+def distinct_pool(top: int, k: int, vote: int) -> int:
+    """Rows a distinct-products search asks the index for at first."""
+    return max(top * DISTINCT_POOL, k, vote)
+
+
+def distinct_products(query: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int, vote: int,
+                      products: Sequence[Hashable], first: tuple[np.ndarray, np.ndarray] | None = None) -> list[Hit]:
+    """The ranking of one query (vote, then Algorithm 1) cut to its first row of each product, ``top`` products.
+
+    A shopper wants seven different products, not one carton seven times; where the catalogue holds many images of
+    one product, the rows searched grow (doubling from `distinct_pool`) until ``top`` products appear, the
+    catalogue is exhausted, or DISTINCT_POOL_MAX rows were searched. ``first``: the index's answer (ids, scores)
+    for the first `distinct_pool` rows, when the caller already has it (`shadematch bench` times it apart)."""
+    pool = distinct_pool(top, k, vote)
+    while True:
+        pool = min(pool, len(index))
+        ids, scores = (first[0][None], first[1][None]) if first is not None else index.search(query[None], pool)
+        first = None
+        hits = refine_batch(query[None], ids, scores, index, text_map, k, pool, vote, products)[0]
+        seen: set[Hashable] = set()
+        firsts = []
+        for hit in hits:
+            product = products[hit.row]
+            if product not in seen:
+                seen.add(product)
+                firsts.append(hit)
+                if len(firsts) == top:
+                    return firsts
+        if pool >= min(len(index), DISTINCT_POOL_MAX):
+            return firsts
+        pool *= 2
 
 
 def refine_batch(

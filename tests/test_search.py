@@ -222,3 +222,25 @@ def test_vote_winner_is_refined_by_its_text_neighbours(index: VisualIndex) -> No
     assert rows(visual) == [0, 1, 2, 3]  # k = 0 stays the raw visual ranking
     with pytest.raises(ValueError):
         two_stage_search(QUERY, index, neighbours, k=1, vote=3)
+
+
+# --- distinct products ----------------------------------------------------------------------------------------------
+
+
+def test_distinct_products_search_deeper_when_one_product_fills_the_ranking() -> None:
+    rng = np.random.default_rng(0)
+    close = np.c_[np.ones(150), 0.05 * rng.standard_normal((150, 15))]  # product "A": 150 images near the query
+    far = np.c_[np.full(150, 0.3), rng.standard_normal((150, 15))]  # 150 products of one image each
+    vectors = np.r_[close, far]
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    index = VisualIndex.build(vectors, IndexParams(exact_below=10_000))
+    products = ["A"] * 150 + [f"p{i}" for i in range(150)]
+    query = np.eye(16, dtype=np.float32)[:1]
+    text_map = TextNeighbours(np.zeros(301, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+    [hits] = two_stage_search(query, index, text_map, k=1, top=7, vote=10, products=products, distinct=True)
+    assert len(hits) == 7 and len({products[h.row] for h in hits}) == 7
+    assert products[hits[0].row] == "A" and all(h.row >= 150 for h in hits[1:])
+    [rows_only] = two_stage_search(query, index, text_map, k=1, top=7, vote=10, products=products)
+    assert {products[h.row] for h in rows_only} == {"A"}  # the image-level ranking: seven photos of one product
+    with pytest.raises(ValueError, match="product code"):
+        two_stage_search(query, index, text_map, k=1, top=7, distinct=True)
