@@ -18,6 +18,7 @@ from runtime.index import IndexParams, VisualIndex
 from runtime.modelcard import ModelCard, card_path_for
 from runtime.pooling import DEFAULT_LEVELS
 
+from .adapt import AdaptOptions, Adapted, adapt, view_rows
 from .bundle import write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
@@ -49,16 +50,25 @@ class BuildOptions:
     batch_size: int = 32
     skip_bad: bool = False
     overwrite: bool = False
-    k: int = 3
+    #: Algorithm 1's visual top-k: 1 measured best in the Grocery Store in-store protocol with the adapted
+    #: projection and the vote, and costs catalogue-only less than a point of mAP@7 (benchmarks/grocery/README.md).
+    k: int = 1
     top: int = 7
     #: Visual top-m whose product vote picks the first result (runtime.search.vote_by_product); 0 = off.
     vote: int = 10
     #: Carry a small JPEG of every catalogue image (the kiosk's cards), so the bundle needs nothing outside it.
     pictures: bool = True
     levels: int = DEFAULT_LEVELS
-    #: Index the descriptors in a PCA space of this many dimensions (0 = as they are): for large catalogues,
-    #: where index size, build, load and query time grow with the dimension (runtime.projection).
+    #: The descriptor's projection, learned at build time (export.adapt): "adapted" to the catalogue's products
+    #: (the default), "pca" (with reduce_dim) or "none".
+    projection: str = "adapted"
+    #: Dimensions the index keeps (0: every direction that separates products for "adapted"; a PCA needs N): for
+    #: large catalogues, where index size, build, load and query time grow with the dimension (runtime.projection).
     reduce_dim: int = 0
+    #: Store-like views per single-image product (the adapted projection's within-product variation there).
+    views: int = 16
+    #: Shrinkage of the within-product scatter; None = by its source (export.projection).
+    shrinkage: float | None = None
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
     progress: bool = True
@@ -92,16 +102,18 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
     card = load_checked_card(options.model)
-    if options.reduce_dim:
-        try:  # said before the long feature extraction, not after it
+    try:  # said before the long feature extraction, not after it
+        adapt_options = AdaptOptions(options.projection, options.reduce_dim, options.views, options.shrinkage)
+        if options.projection == "pca":
             check_dims(options.reduce_dim, card.feature_dim, len(rows))
-        except ValueError as exc:
-            raise CatalogError(str(exc)) from None
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
     vectors, kept, image_problems = _extract(rows, card, options)
     settle_problems(catalog_csv, image_problems, options.skip_bad)
     if not kept:
         raise CatalogError(f"{catalog_csv}: no usable catalogue rows")
-    vectors, projection = _reduce(vectors, options.reduce_dim)
+    adapted = _adapt(vectors, kept, card, adapt_options, options)
+    vectors, projection = adapted.vectors, adapted.projection
     index = VisualIndex.build(vectors, options.index)
     text_map = build_text_map([row.title for row in kept], options.text)
     items = [CatalogItem(row.id, row.title, str(row.image), row.group) for row in kept]
@@ -109,10 +121,21 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
         pictures=options.pictures, projection=projection,
-        plans=options.engines, backend=options.bundle_backend, overwrite=options.overwrite,
+        adaptation=(adapted.scatter, adapted.raw) if adapted.scatter is not None else None, plans=options.engines, backend=options.bundle_backend, overwrite=options.overwrite,
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def _adapt(vectors: np.ndarray, kept, card: ModelCard, adapt_options: AdaptOptions, options: BuildOptions) -> Adapted:
+    """The rows to index and the projection (export.adapt); views run on a backend of this process."""
+    try:
+        if adapt_options.projection == "adapted" and len(view_rows([row.group for row in kept], adapt_options.views, 0)):
+            with open_backend(options.model, options.backend, threads=options.threads) as backend:
+                return adapt(vectors, kept, Embedder(backend, card, options.levels), adapt_options, options.progress)
+        return adapt(vectors, kept, None, adapt_options, options.progress)
+    except ValueError as exc:
+        raise CatalogError(f"{exc}") from None
 
 
 def _reduce(vectors: np.ndarray, dims: int):

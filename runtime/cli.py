@@ -77,6 +77,8 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo file(s)")
     p.add_argument("--k", type=int, default=None, help="visual top-k whose text neighbours refine the rest (default: the bundle's)")
     p.add_argument("--top", type=int, default=7, help="results per photo (default: 7)")
+    p.add_argument("--all-images", action="store_true", help="rank catalogue images, several of one product allowed "
+                   "(default: one result per product, by its best image)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_backend_options(p)
     p.set_defaults(handler=_query)
@@ -86,7 +88,7 @@ def _query(args: argparse.Namespace) -> int:
     from .retriever import Retriever
 
     with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads) as retriever:
-        results = retriever.query_batch(list(args.images), k=args.k, top=args.top)
+        results = retriever.query_batch(list(args.images), k=args.k, top=args.top, distinct=not args.all_images)
     if args.json:
         print(json.dumps({"results": [
             {"image": str(image), "matches": [m.to_dict() for m in matches]}
@@ -120,18 +122,30 @@ def _info(args: argparse.Namespace) -> int:
     print(f"bundle      {bundle.path} (format {manifest['format_version']}, checksums OK)")
     print(f"created     {manifest.get('created', '?')} by shadematch {manifest.get('shadematch_version', '?')}")
     print(f"catalogue   {len(bundle.catalog)} items in {manifest['catalog'].get('groups', '?')} product groups")
-    projected = manifest["descriptor"].get("projection")
-    reduced = (f", PCA {projected['in_dim']} -> {projected['out_dim']} dims, {projected['variance_kept']:.0%} of the "
-               f"variance kept" if projected else "")
-    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {manifest['descriptor']['dim']}-d{reduced})")
+    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {manifest['descriptor']['dim']}-d)")
+    print(f"projection  {describe_projection(manifest['descriptor'].get('projection'))}")
     print(f"index       {bundle.index.kind}" + (f" (M={index['M']}, ef={index['ef']})" if bundle.index.kind == "hnsw" else ""))
     print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {manifest['text_map'].get('top_n')}, threshold {manifest['text_map'].get('threshold')})")
-    print(f"search      k={bundle.k}, top={bundle.top}")
+    print(f"search      k={bundle.k}, top={bundle.top}, vote={bundle.vote}")
     print(f"backend     {bundle.backend}")
     for entry in manifest.get("engines", []):
         print(f"engine      {entry['plan']} ({entry['flavor']} {entry['library_version']}, {entry['precision']}, "
               f"compute capability {' '.join(entry['compute_capabilities'])})")
     return 0
+
+
+def describe_projection(info: dict | None) -> str:
+    """One line on a bundle's projection and how it was learned (manifest `descriptor.projection`)."""
+    if not info:
+        return "none (SR-MAC descriptors indexed as they are)"
+    dims = f"{info.get('in_dim')} -> {info.get('out_dim')} dims"
+    if info.get("kind") == "pca":
+        return f"PCA {dims}, {info.get('variance_kept', 0):.0%} of the variance kept, fitted on {info.get('fit_rows')} rows"
+    views = (f" + {info['images_with_views']} x {info['views_per_image']} store-like views"
+             if info.get("images_with_views") else "")
+    return (f"adapted to the catalogue's products (regularised LDA) {dims}: {info.get('groups')} products, "
+            f"{info.get('fit_rows')} samples ({info.get('variation_from')}{views}), shrinkage {info.get('shrinkage')}, "
+            f"seed {info.get('seed')}, {info.get('seconds')} s")
 
 
 def _register_eval(commands: argparse._SubParsersAction) -> None:

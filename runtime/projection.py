@@ -1,9 +1,13 @@
 """A bundle's descriptor projection: SR-MAC descriptors (D dims) -> the space its index lives in (d dims).
 
-Why: at 500K items a 1280-d float32 index is 2.5 GB held twice (vectors + graph), and build time, load
-time and query time all grow with the dimension. A centred PCA learned on the catalogue (`export.projection`)
-cuts them about D / d-fold; on the Grocery Store val photos 256 dims kept the in-store mAP@7 (see README,
-"Speed and scale"), while PCA *whitening* lost 1-6 points and is therefore not offered.
+One linear map, learned at build time (`export.projection`) in one of two ways, recorded in the manifest's
+`descriptor.projection.kind`:
+- "adapted": whitening of the catalogue's within-product scatter, then its between-product directions
+  (regularised LDA). Why: cosine similarity then weighs what tells this catalogue's products apart; on the
+  Grocery Store val photos it lifted the in-store top-1 from 0.74 to over 0.8 (benchmarks/grocery/README.md).
+- "pca": a centred PCA. Why: at 500K items a 1280-d float32 index is 2.5 GB held twice (vectors + graph), and
+  build, load and query time all grow with the dimension; 256 dims kept the in-store mAP@7 (README, "Speed
+  and scale"). Unsupervised PCA *whitening* lost 1-6 points and is not offered.
 """
 from __future__ import annotations
 
@@ -20,10 +24,10 @@ CHUNK_ROWS = 65_536
 
 @dataclass(frozen=True)
 class Projection:
-    """y = normalise((x - mean) @ components): a centred PCA, unit-length output like every descriptor."""
+    """y = normalise((x - mean) @ components): unit-length output like every descriptor."""
 
     mean: np.ndarray  # (D,) float32
-    components: np.ndarray  # (D, d) float32, orthonormal columns (the leading principal axes)
+    components: np.ndarray  # (D, d) float32: principal axes (PCA) or whitened between-product axes (adapted)
 
     @property
     def in_dim(self) -> int:

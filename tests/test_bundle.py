@@ -23,13 +23,15 @@ def test_demo_bundle_opens_and_parts_agree(demo_bundle: Path) -> None:
     bundle = open_bundle(demo_bundle)
     assert len(bundle.catalog) == 24 == len(bundle.index) == len(bundle.text_map)
     assert bundle.index.kind == "exact"  # 24 items: below exact_below
-    assert bundle.k == 3 and bundle.top == 7
+    assert bundle.k == 1 and bundle.top == 7 and bundle.vote == 10
     norms = np.linalg.norm(np.asarray(bundle.index.vectors), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     manifest = bundle.manifest
-    assert manifest["format_version"] == 1  # no projection: the version older kiosks read (FORMAT_VERSION is the newest)
+    # the default adapted projection needs version 2 (a bundle without one stays version 1: test_adapted_projection)
+    assert manifest["format_version"] == 2 and manifest["descriptor"]["projection"]["kind"] == "adapted"
     assert {"numpy", "onnxruntime", "hnswlib"} <= set(manifest["libraries"])
-    assert set(manifest["files"]) >= {"models/visual.onnx", "vectors.npy", "text_map.npz", "catalog.jsonl"}
+    assert set(manifest["files"]) >= {"models/visual.onnx", "vectors.npy", "text_map.npz", "catalog.jsonl",
+                                      "projection.npz", "adaptation.npz"}
 
 
 def test_tampered_file_is_a_checksum_error(bundle_copy: Path) -> None:

@@ -34,8 +34,13 @@ def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixt
     assert set(report["ablation"]) == {str(k) for k in range(1, 7)}
     assert set(report["ablation"]["3"]) == {"map7", "improved_pct", "impaired_pct"}
     assert report["subsets"]["Packages"]["queries"] == 12
-    assert report["map7"] == report["ablation"]["3"]["map7"]
+    assert report["k"] == 1 and report["map7"] == report["ablation"]["1"]["map7"]
     assert report["vote"] == 10 and set(report["without_vote"]) == {"map7", "top1"}
+    # what a shopper sees: one result per product
+    assert set(report["products"]) == {"top1", "mrr7", "recall7"}
+    assert report["products"]["top1"] == report["top1"]  # the same first result, image- or product-level
+    assert report["products"]["top1"] <= report["products"]["mrr7"] <= report["products"]["recall7"]
+    assert set(report["subsets"]["Packages"]["products"]) == {"top1", "mrr7", "recall7"}
 
 
 def test_info(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:

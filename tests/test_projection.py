@@ -1,4 +1,5 @@
-"""Descriptor projection (PCA): learned on the catalogue, stored in the bundle, applied to every query."""
+"""Descriptor projection (PCA; the adapted one: tests/test_adapted_projection.py): learned on the catalogue, stored
+in the bundle, applied to every query."""
 from __future__ import annotations
 
 import hashlib
@@ -57,17 +58,25 @@ def test_impossible_dimensions_are_clear_errors(dims: int, message: str) -> None
 @pytest.fixture(scope="module")
 def projected_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("projected") / "bundle"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, reduce_dim=16, pictures=False))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, projection="pca", reduce_dim=16, pictures=False))
     return out
 
 
-def test_projected_bundle_queries_in_the_reduced_space(projected_bundle: Path, demo_bundle: Path, demo_queries: list[Path]) -> None:
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("plain") / "bundle"
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, projection="none", pictures=False))
+    return out
+
+
+def test_projected_bundle_queries_in_the_reduced_space(projected_bundle: Path, plain_bundle: Path, demo_queries: list[Path]) -> None:
     bundle = open_bundle(projected_bundle)
     manifest = bundle.manifest
     assert manifest["format_version"] == 2 and manifest["descriptor"]["dim"] == 16
     assert manifest["descriptor"]["projection"]["file"] == PROJECTION_FILE
     assert bundle.index.vectors.shape == (24, 16)
-    with Retriever.open(projected_bundle) as small, Retriever.open(demo_bundle) as full:
+    assert open_bundle(plain_bundle).projection is None and open_bundle(plain_bundle).manifest["format_version"] == 1
+    with Retriever.open(projected_bundle) as small, Retriever.open(plain_bundle) as full:
         reduced = small.embed(demo_queries)
         np.testing.assert_allclose(reduced, bundle.projection.apply(full.embed(demo_queries)), atol=1e-5)
         groups = [path.name.removesuffix("_query.jpg") for path in demo_queries]
@@ -93,5 +102,5 @@ def test_a_projection_that_does_not_fit_the_index_is_refused(projected_bundle: P
 
 def test_more_dims_than_catalogue_rows_is_refused_before_extraction(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="--reduce-dim 30: .*fewer dims than catalogue rows \\(24\\)"):
-        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, reduce_dim=30))
+        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, projection="pca", reduce_dim=30))
     assert not (tmp_path / "b").exists()
