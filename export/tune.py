@@ -1,0 +1,164 @@
+"""`shadematch tune`: a bundle's search settings chosen by measurement on the user's own labelled photos.
+
+What it chooses: the adapted projection's shrinkage (when the bundle carries what re-fitting needs,
+`adaptation.npz`), the product vote's m and Algorithm 1's k, by mAP@7 (the Perfect-500K challenge's metric, as
+`shadematch eval` reports it), ties to the higher top-1 and then to the bundle's current setting. Every
+candidate is scored on one set of query descriptors (the model runs once per photo), with exact search, so
+the choice does not depend on HNSW's approximation. The tuned bundle is written beside the old one, atomically;
+the old one is never touched.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from runtime import bundle as layout
+from runtime.backends import open_backend
+from runtime.bundle import Bundle, open_bundle
+from runtime.embedder import Embedder
+from runtime.evaluate import Query, read_queries
+from runtime.index import IndexParams, VisualIndex
+from runtime.metrics import average_precision_at_k, mean
+from runtime.projection import Projection
+from runtime.search import two_stage_search
+
+from .bundle import derive_bundle
+from .projection import adapted_projection, load_adaptation
+
+SHRINKAGES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+KS = (0, 1, 2, 3, 4, 5, 6)
+VOTES = (0, 5, 10, 20)
+TOP = 7
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One candidate: shrinkage (None: the bundle's projection as it is), k and vote, and what it scored."""
+
+    shrinkage: float | None
+    k: int
+    vote: int
+    map7: float = 0.0
+    top1: float = 0.0
+
+    def key(self) -> tuple[float | None, int, int]:
+        return self.shrinkage, self.k, self.vote
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    out: Path
+    queries: int
+    chosen: Setting
+    current: Setting
+    table: list[Setting]
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "queries": self.queries, "chosen": asdict(self.chosen),
+                "current": asdict(self.current), "table": [asdict(s) for s in self.table]}
+
+
+def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None = None, threads: int | None = None,
+         overwrite: bool = False, shrinkages: Sequence[float] = SHRINKAGES, ks: Sequence[int] = KS,
+         votes: Sequence[int] = VOTES) -> TuneReport:
+    """Score every setting on ``queries_csv`` and write the bundle with the best one to ``out``."""
+    bundle = open_bundle(bundle_path)
+    queries = read_queries(queries_csv)
+    with open_backend(bundle.model_path, backend or bundle.backend, threads=threads) as model:
+        raw_queries = Embedder(model, bundle.card, bundle.levels).embed([q.image for q in queries])
+    refit = _refit_source(bundle)
+    current_shrinkage = bundle.manifest["descriptor"].get("projection", {}).get("shrinkage") if refit else None
+    candidates: list[tuple[float | None, Projection | None, np.ndarray]] = []
+    if refit is None:
+        candidates.append((None, bundle.projection, bundle.index.vectors))
+    else:
+        scatter, raw_rows = refit
+        for shrinkage in sorted({*shrinkages, current_shrinkage}):
+            projection = adapted_projection(scatter, shrinkage, bundle.projection.out_dim)
+            candidates.append((shrinkage, projection, projection.apply(raw_rows)))
+    groups = [bundle.products[row] for row in range(len(bundle.catalog))]
+    sizes = Counter(groups)
+    table = []
+    for shrinkage, projection, rows in candidates:
+        descriptors = projection.apply(raw_queries) if projection is not None else raw_queries
+        index = VisualIndex.build(rows, IndexParams(exact_below=len(rows) + 1))
+        for k in ks:
+            for vote in votes if k else (0,):  # the vote reorders the first stage only when Algorithm 1 runs
+                table.append(_score(Setting(shrinkage, k, vote), descriptors, index, bundle, queries, groups, sizes))
+    current = next(s for s in table if s.key() == (current_shrinkage, bundle.k, bundle.vote if bundle.k else 0))
+    chosen = max(table, key=lambda s: (round(s.map7, 6), round(s.top1, 6), s.key() == current.key()))
+    projection, rows = next((p, r) for s, p, r in candidates if s == chosen.shrinkage)
+    _write(bundle, out, chosen, current, projection, rows, len(queries), queries_csv, overwrite)
+    return TuneReport(Path(out), len(queries), chosen, current, table)
+
+
+def _refit_source(bundle: Bundle):
+    """The adapted projection's scatter and rows before projection, when the bundle carries them."""
+    info = bundle.manifest["descriptor"].get("projection") or {}
+    if info.get("kind") != "adapted" or info.get("refit") != layout.ADAPTATION_FILE:
+        return None
+    return load_adaptation(bundle.path / layout.ADAPTATION_FILE)
+
+
+def _score(setting: Setting, descriptors: np.ndarray, index: VisualIndex, bundle: Bundle, queries: Sequence[Query],
+           groups: Sequence[str], sizes: Counter) -> Setting:
+    """mAP@7 and top-1 of one setting (the challenge's image-level ranking, as `eval` reports them)."""
+    results = two_stage_search(descriptors, index, bundle.text_map, setting.k, TOP, setting.vote, groups)
+    aps = [average_precision_at_k([groups[h.row] == q.group for h in hits], sizes.get(q.group, 0), TOP)
+           for q, hits in zip(queries, results)]
+    firsts = [bool(hits) and groups[hits[0].row] == q.group for q, hits in zip(queries, results)]
+    return Setting(setting.shrinkage, setting.k, setting.vote, mean(aps), mean(firsts))
+
+
+def _write(bundle: Bundle, out: Path, chosen: Setting, current: Setting, projection: Projection | None,
+           rows: np.ndarray, queries: int, queries_csv: Path, overwrite: bool) -> None:
+    writers: dict[str, Callable[[Path], None]] = {}
+    if chosen.shrinkage is not None and chosen.shrinkage != current.shrinkage:
+        index = VisualIndex.build(rows, bundle.index.params)
+        writers[layout.PROJECTION_FILE] = projection.save
+        writers[layout.VECTORS_FILE] = lambda path: np.save(path, np.ascontiguousarray(rows, dtype=np.float32),
+                                                            allow_pickle=False)
+        if index.kind == "hnsw":
+            writers[layout.INDEX_FILE] = index.save
+
+    def change(manifest: dict) -> None:
+        manifest["search"].update({"k": chosen.k, "vote": chosen.vote})
+        if chosen.shrinkage is not None:
+            manifest["descriptor"]["projection"]["shrinkage"] = chosen.shrinkage
+        manifest["tuned"] = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "queries": queries,
+            "queries_csv": queries_csv.name, "metric": "map7",
+            "chosen": asdict(chosen), "before": asdict(current),
+        }
+
+    derive_bundle(bundle.path, out, writers, change, overwrite)
+
+
+def print_table(report: TuneReport, rows: int = 12) -> None:
+    """The settings ranked by mAP@7 (best ``rows``), then the bundle's current setting and the choice."""
+    ranked = sorted(report.table, key=lambda s: (-round(s.map7, 6), -round(s.top1, 6), s.key() != report.current.key()))
+    print(f"{len(report.table)} settings scored on {report.queries} labelled photos (mAP@7, exact search)")
+    print(f"{'shrinkage':>9}  {'k':>2}  {'vote':>4}  {'mAP@7':>6}  {'top-1':>6}")
+    for s in ranked[:rows]:
+        mark = "  <- chosen" if s.key() == report.chosen.key() else ("  <- current" if s.key() == report.current.key() else "")
+        print(f"{_shrinkage(s):>9}  {s.k:>2}  {s.vote:>4}  {s.map7:6.3f}  {s.top1:6.3f}{mark}")
+    c = report.current
+    print(f"current: shrinkage {_shrinkage(c)}, k={c.k}, vote={c.vote}: mAP@7 {c.map7:.3f}, top-1 {c.top1:.3f}")
+    c = report.chosen
+    print(f"chosen:  shrinkage {_shrinkage(c)}, k={c.k}, vote={c.vote}: mAP@7 {c.map7:.3f}, top-1 {c.top1:.3f}")
+    print(f"wrote {report.out}")
+
+
+def _shrinkage(setting: Setting) -> str:
+    return "-" if setting.shrinkage is None else f"{setting.shrinkage:g}"
+
+
+def report_json(report: TuneReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)
+
