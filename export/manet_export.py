@@ -45,7 +45,9 @@ def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: s
 
 
 def check_parity(graph: torch.nn.Module, data: bytes, size: int, seed: int = 0) -> list[dict[str, float]]:
-    """Largest differences PyTorch vs ONNX Runtime CPU; X relative to its scale."""
+    """Largest differences PyTorch vs ONNX Runtime CPU; X relative to max(its scale, 1), as the trunk's check does:
+    a trained saliency branch nearly switches noise inputs off (|X~| ~ 1e-4), where a ratio to that scale would
+    measure float32 rounding, not the export."""
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
     results = []
@@ -55,7 +57,7 @@ def check_parity(graph: torch.nn.Module, data: bytes, size: int, seed: int = 0) 
             ref = [t.numpy() for t in graph(image)]
         got = session.run(list(OUTPUTS), {INPUT_NAME: image.numpy()})
         results.append({"batch": batch,
-                        "X_rel": float(np.abs(got[0] - ref[0]).max() / max(np.abs(ref[0]).max(), 1e-6)),
+                        "X_rel": float(np.abs(got[0] - ref[0]).max() / max(np.abs(ref[0]).max(), 1.0)),
                         "S": float(np.abs(got[1] - ref[1]).max()), "T": float(np.abs(got[2] - ref[2]).max())})
     return results
 

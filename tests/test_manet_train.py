@@ -65,3 +65,33 @@ def test_short_run_learns_and_resumes(examples, tmp_path: Path) -> None:
     assert torch.load(checkpoint, weights_only=False)["step"] == 12
     with pytest.raises(ValueError, match="another configuration"):
         train_manet(found, classes, tmp_path / "run", replace(config, lr=1.0))
+
+
+@pytest.mark.parametrize("constant", [None, 0.1, 0.2, 0.7])
+def test_srmac_head_pools_exactly_what_the_runtime_indexes(constant) -> None:
+    from export.models.manet import srmac_pool
+    from runtime.pooling import srmac
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 6, (3, 1280, 8, 8)).astype(np.float32)
+    S = rng.uniform(0, 1, (3, 1, 8, 8)).astype(np.float32) if constant is None else np.full((3, 1, 8, 8), constant, np.float32)
+    np.testing.assert_allclose(srmac_pool(torch.from_numpy(X), torch.from_numpy(S)).numpy(), srmac(X, S), atol=1e-6)
+
+
+def test_fresh_views_with_the_srmac_head_learn_and_are_reproducible(examples, tmp_path: Path) -> None:
+    from export.train.manet import ManetConfig, train_manet
+
+    torch.set_num_threads(1)
+    found, classes = examples
+    config = ManetConfig(steps=12, batch_size=8, size=96, lr=3e-3, use_text=False, fresh_views=True, pool="srmac",
+                         head="cosine", train_from_block=13, checkpoint_every=6, log_every=1)
+    train_manet(found, classes, tmp_path / "a", config, until=6)
+    train_manet(found, classes, tmp_path / "a", config)  # resumed
+    train_manet(found, classes, tmp_path / "b", config)  # in one go
+
+    def losses(run: str) -> list[float]:
+        lines = [line for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines() if '"step"' in line]
+        return [float(line.split('"classification": ')[1].split(",")[0]) for line in lines]
+
+    assert len(losses("a")) == 12 and losses("a") == pytest.approx(losses("b"), rel=1e-4)
+    assert np.mean(losses("a")[-3:]) < np.mean(losses("a")[:3])

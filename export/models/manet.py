@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runtime.pooling import DEFAULT_LEVELS, rmac_regions
+
 from .efficientnet_lite import (
     BN_EPS,
     BN_MOMENTUM,
@@ -166,6 +168,17 @@ class _GeM(nn.Module):
         return x.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
 
 
+def srmac_pool(X: torch.Tensor, S: torch.Tensor, levels: int = DEFAULT_LEVELS) -> torch.Tensor:
+    """SR-MAC (eqs. 4-7) in PyTorch, region for region what the runtime computes (`runtime.pooling.srmac`), so a
+    loss on it trains the very descriptor the index holds. The region weights |R n S| / |R| (eq. 5) come from S
+    binarised at its mean and carry no gradient (the saliency branch learns from eq. 1's Dice loss)."""
+    regions = rmac_regions(X.shape[2], X.shape[3], levels)
+    salient = (S >= S.mean(dim=(1, 2, 3), keepdim=True)).to(X.dtype)[:, 0].detach()
+    region_max = torch.stack([X[:, :, y0:y1, x0:x1].amax(dim=(2, 3)) for y0, x0, y1, x1 in regions], dim=1)  # eq. 4
+    weights = torch.stack([salient[:, y0:y1, x0:x1].mean(dim=(1, 2)) for y0, x0, y1, x1 in regions], dim=1)  # eq. 5
+    return F.normalize((weights[..., None] * F.normalize(region_max, dim=2)).sum(dim=1), dim=1)  # eqs. 6-7
+
+
 class MANet(nn.Module):
     """MANet: backbone + saliency attention + frozen text attention (+ a classifier for training).
 
@@ -177,7 +190,8 @@ class MANet(nn.Module):
             all ones (S := 1, T := 1).
         pretrained: ImageNet weights for the backbone (``load_imagenet_lite0``); False gives random init (tests).
         channels: width of the saliency branch.
-        pool: "avg" (global average pooling, the seed's classification network) or "gem" for the training head.
+        pool: "avg" (global average pooling, the seed's classification network), "gem", or "srmac": the SR-MAC
+            descriptor itself (eqs. 4-7, `srmac_pool`), so the head's loss is a retrieval loss on what is indexed.
         head: "linear" (the seed's softmax classifier) or "cosine": normalised softmax, logits = s * cos(pooled,
             w_c) (Zhai & Wu 2019). Retrieval compares L2-normalised descriptors by cosine, so training the
             classifier on the same geometry pulls each class into a tight cone around its weight vector.
@@ -188,6 +202,8 @@ class MANet(nn.Module):
         freeze_backbone_bn: keep the backbone's BatchNorm layers in eval mode under ``train()`` (their affine
             weights still train). Small CPU batches would otherwise overwrite the ImageNet running statistics
             with noisy ones, and the retrieval features drift for nothing.
+        freeze_all_bn: the same for every BatchNorm (the saliency branch's too): needed when the weights come
+            from a shipped ONNX file, whose BatchNorms were folded into fixed affine maps (`models.from_onnx`).
 
     Input: (N, 3, H, W) RGB normalised as (x - 127) / 128 (the visual card's mean / std, also EAST's). With the
     text branch H and W must be multiples of 32 (EAST's requirement); then (h, w) = (H / 32, W / 32).
@@ -196,12 +212,12 @@ class MANet(nn.Module):
     def __init__(self, num_classes: int, east: nn.Module | None = None, *, use_saliency: bool = True,
                  use_text: bool = True, pretrained: bool = True, channels: int = 64, pool: str = "avg",
                  head: str = "linear", dropout: float = 0.2, freeze_backbone_bn: bool = True,
-                 text_scale: float = 1.0) -> None:
+                 text_scale: float = 1.0, freeze_all_bn: bool = False) -> None:
         super().__init__()
         if use_text and east is None:
             raise ValueError("use_text=True needs a text detector: pass east=build_east(...) or load_trained(...)")
-        if pool not in ("avg", "gem"):
-            raise ValueError(f"pool must be 'avg' or 'gem', got {pool!r}")
+        if pool not in ("avg", "gem", "srmac"):
+            raise ValueError(f"pool must be 'avg', 'gem' or 'srmac', got {pool!r}")
         if head not in ("linear", "cosine"):
             raise ValueError(f"head must be 'linear' or 'cosine', got {head!r}")
         if not 0.0 < text_scale <= 1.0:
@@ -213,6 +229,7 @@ class MANet(nn.Module):
         self.use_saliency = use_saliency
         self.use_text = use_text
         self.freeze_backbone_bn = freeze_backbone_bn
+        self.freeze_all_bn = freeze_all_bn
         self.saliency = SaliencyBranch(channels) if use_saliency else None
         self.east = east if use_text else None
         if self.east is not None:
@@ -239,8 +256,8 @@ class MANet(nn.Module):
         super().train(mode)
         if self.east is not None:
             self.east.eval()  # frozen branch: its BatchNorm statistics never move
-        if mode and self.freeze_backbone_bn:
-            for m in self.backbone.modules():
+        if mode and (self.freeze_backbone_bn or self.freeze_all_bn):
+            for m in (self if self.freeze_all_bn else self.backbone).modules():
                 if isinstance(m, nn.BatchNorm2d):
                     m.eval()
         return self
@@ -305,7 +322,9 @@ class MANet(nn.Module):
 
     def _classify(self, out: MANetOutput) -> MANetOutput:
         if self.classifier is not None:
-            if self.gem is not None:
+            if self.pool == "srmac":
+                pooled = srmac_pool(out.X_tilde, out.S)
+            elif self.gem is not None:
                 pooled = self.gem(out.X_tilde)
             else:
                 pooled = out.X_tilde.mean(dim=(2, 3))

@@ -7,8 +7,15 @@ Pseudo masks, and why: no saliency labels exist for a shop's catalogue.
   shelf does not), computed once per photo on the unaugmented image and warped with each augmentation.
 Both are pooled to the feature grid and binarised at their mean, as eq. 1 prescribes.
 
-Views and batches are drawn from generators seeded by (seed, image, view) and (seed, step): reproducible, and a
-resumed run sees the batches an uninterrupted one would have.
+Two ways to feed it. Cached views (the default): a fixed set of augmented views per image, each run once through
+the frozen prefix, which makes training cheap on a CPU. Fresh views (``fresh_views``): every step draws new
+augmented views and runs the frozen prefix on them, so the model never sees the same view twice: slower per step,
+but deeper training no longer memorises a handful of views. Views and batches are drawn from generators seeded by
+(seed, image, view), (seed, step) and (seed, step, slot): reproducible, and a resumed run sees the batches an
+uninterrupted one would have.
+
+A run can start from a shipped MANet ONNX file (``init_onnx``), and the frozen text branch can come from the
+shipped EAST ONNX file (``east_checkpoint`` ending in .onnx): `export.models.from_onnx` unfolds their weights.
 """
 from __future__ import annotations
 
@@ -26,7 +33,9 @@ from PIL import Image
 from runtime.image import load_image
 
 from ..catalog import CatalogRow
+from ..models.east import build_east
 from ..models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
+from ..models.from_onnx import load_folded, onnx_weights
 from ..models.manet import MANet
 from ..text.train import load_trained
 from .augment import photo_augment, store_like
@@ -56,6 +65,10 @@ class ManetConfig:
     catalogue_views: int = 16
     #: Backbone blocks before this one are frozen (and cached per view); Lite0 has 16 blocks, 15 is the last.
     train_from_block: int = 15
+    #: New augmented views every step instead of a cache (see the module docstring).
+    fresh_views: bool = False
+    #: A shipped MANet ONNX file to start from (backbone and saliency branch); "" = ImageNet backbone.
+    init_onnx: str = ""
     use_saliency: bool = True
     use_text: bool = True
     east_checkpoint: str = ""
@@ -168,11 +181,25 @@ def cache_views(model: MANet, examples: Sequence[Example], config: ManetConfig, 
     return CachedViews(**{k: torch.cat(v) for k, v in parts.items()})
 
 
+def load_east(path: Path) -> torch.nn.Module:
+    """The frozen text branch: a training checkpoint, or the shipped EAST ONNX file (weights unfolded)."""
+    if path.suffix != ".onnx":
+        return load_trained(path)
+    east = build_east(pretrained=False)
+    load_folded(east, onnx_weights(path), "", torch.zeros(1, 3, 64, 64))
+    return east.eval()
+
+
 def build_model(num_classes: int, config: ManetConfig, pretrained: bool = True) -> MANet:
-    """MANet with backbone blocks [0, train_from_block) frozen (what ``frozen_prefix`` computes)."""
-    east = load_trained(Path(config.east_checkpoint)) if config.use_text else None
-    model = MANet(num_classes, east, use_saliency=config.use_saliency, use_text=config.use_text, pretrained=pretrained,
-                  pool=config.pool, head=config.head, text_scale=config.text_scale)
+    """MANet with backbone blocks [0, train_from_block) frozen (what ``frozen_prefix`` computes); started from
+    ``config.init_onnx`` when given (and ``pretrained``: a checkpoint's weights replace them anyway)."""
+    east = load_east(Path(config.east_checkpoint)) if config.use_text else None
+    model = MANet(num_classes, east, use_saliency=config.use_saliency, use_text=config.use_text,
+                  pretrained=pretrained and not config.init_onnx, pool=config.pool, head=config.head,
+                  text_scale=config.text_scale, freeze_all_bn=bool(config.init_onnx))
+    if config.init_onnx and pretrained:
+        load_folded(model, onnx_weights(Path(config.init_onnx)), "manet.", torch.zeros(1, 3, config.size, config.size),
+                    skip=("east", "classifier", "gem"))
     trunk = model.backbone
     for module in (trunk._conv_stem, trunk._bn0, *trunk._blocks[: config.train_from_block]):
         module.requires_grad_(False)
@@ -198,18 +225,17 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
     start = resume(checkpoint, state, device, model=model, optimizer=optimizer, schedule=schedule)
     stop = min(until or config.steps, config.steps)
     started = time.perf_counter()
-    views = cache_views(model, examples, config, device)
+    batches = FreshViews(model, examples, config, device) if config.fresh_views else CachedBatches(
+        cache_views(model, examples, config, device), config, device)
     with open(out / LOG, "a", encoding="utf-8") as log:
-        log.write(json.dumps({"cached_views": len(views), "seconds": round(time.perf_counter() - started, 1)}) + "\n")
+        log.write(json.dumps({batches.kind: batches.size, "seconds": round(time.perf_counter() - started, 1)}) + "\n")
         model.train()
         for step in range(start + 1, stop + 1):
-            picks = torch.from_numpy(np.random.default_rng((config.seed, step)).integers(len(views), size=config.batch_size))
-            output = model.forward_from_prefix(
-                views.c8[picks].float().to(device), views.c16[picks].float().to(device),
-                views.x[picks].float().to(device), views.t_prob[picks].to(device), config.train_from_block)
-            labels = views.label[picks].to(device)
+            torch.manual_seed(config.seed * 1_000_003 + step)  # dropout as in an uninterrupted run, also after a resume
+            prefix, masks, labels = batches.batch(step)
+            output = model.forward_from_prefix(*prefix, config.train_from_block)
             l_cls = F.cross_entropy(output.logits, labels, label_smoothing=config.label_smoothing)
-            l_dice = dice_loss(output.S, views.mask[picks].to(device)) if config.use_saliency else torch.zeros((), device=device)
+            l_dice = dice_loss(output.S, masks) if config.use_saliency else torch.zeros((), device=device)
             loss = l_cls + config.lambda_dice * l_dice  # classification + lambda * eq. 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -224,6 +250,55 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
             if step % config.checkpoint_every == 0 or step == stop:
                 save_checkpoint(checkpoint, step, state, model=model, optimizer=optimizer, schedule=schedule)
     return checkpoint
+
+
+Prefix = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class CachedBatches:
+    """Batches drawn from cached views: step -> (frozen-prefix outputs, pseudo masks, labels)."""
+
+    kind = "cached_views"
+
+    def __init__(self, views: CachedViews, config: ManetConfig, device: str) -> None:
+        self.views, self.config, self.device = views, config, device
+        self.size = len(views)
+
+    def batch(self, step: int) -> tuple[Prefix, torch.Tensor, torch.Tensor]:
+        v, device = self.views, self.device
+        picks = torch.from_numpy(np.random.default_rng((self.config.seed, step)).integers(len(v), size=self.config.batch_size))
+        prefix = (v.c8[picks].float().to(device), v.c16[picks].float().to(device), v.x[picks].float().to(device),
+                  v.t_prob[picks].to(device))
+        return prefix, v.mask[picks].to(device), v.label[picks].to(device)
+
+
+class FreshViews:
+    """Batches of new augmented views every step, run through the frozen prefix; images are drawn in the cache's
+    proportions (a catalogue cut-out ``catalogue_views / views`` times as often as a photo)."""
+
+    kind = "fresh_views_from_images"
+
+    def __init__(self, model: MANet, examples: Sequence[Example], config: ManetConfig, device: str) -> None:
+        self.model, self.examples, self.config, self.device = model, examples, config, device
+        self.photos = [e for e in examples if not e.catalogue]
+        weights = np.array([config.catalogue_views / config.views if e.catalogue else 1.0 for e in examples])
+        self.weights = weights / weights.sum()
+        self.size = len(examples)
+
+    def batch(self, step: int) -> tuple[Prefix, torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        picks = np.random.default_rng((cfg.seed, step)).choice(len(self.examples), size=cfg.batch_size, p=self.weights)
+        grid = (cfg.size // 32, cfg.size // 32)
+        images, masks = [], []
+        for slot, i in enumerate(picks):
+            image, mask = augmented_view(self.examples[i], self.photos, np.random.default_rng((cfg.seed, step, slot)), cfg)
+            images.append((image.astype(np.float32) - MEAN) / STD)
+            masks.append(pseudo_mask_from_product_mask(mask, grid))
+        batch = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))).to(self.device)
+        with torch.no_grad():
+            prefix = self.model.frozen_prefix(batch, cfg.train_from_block)
+        labels = torch.tensor([self.examples[i].label for i in picks], device=self.device)
+        return prefix, torch.cat(masks).to(self.device), labels
 
 
 def load_manet(checkpoint: Path) -> MANet:
