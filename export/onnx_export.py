@@ -29,7 +29,7 @@ from .models.efficientnet_lite import (
     INPUT_MEAN,
     INPUT_STD,
     VisualTrunk,
-    load_imagenet_lite0,
+    load_imagenet,
     weights_source,
 )
 
@@ -64,15 +64,17 @@ class ParityResult:
         return self.max_abs_diff_x <= self.tolerance and self.max_abs_diff_s <= self.tolerance
 
 
-def export_visual_model(out_dir: Path, name: str = DEFAULT_NAME, size: int = 320, opset: int = 17) -> Path:
-    """Export EfficientNet-Lite0 (ImageNet) as `<out_dir>/<name>.onnx` plus `<name>.card.json` and `<name>.md`.
+def export_visual_model(out_dir: Path, name: str = DEFAULT_NAME, size: int = 320, opset: int = 17,
+                        variant: str = "lite0") -> Path:
+    """Export EfficientNet-Lite0 (or ``variant`` "lite2") with ImageNet weights as `<out_dir>/<name>.onnx` plus
+    `<name>.card.json` and `<name>.md`.
 
     Raises RuntimeError if the exported graph breaks the contract or disagrees with PyTorch; in that case nothing
     is written. Returns the path of the ONNX file.
     """
     if size < 32:
         raise ValueError(f"input size must be at least 32 pixels, got {size}")
-    trunk = VisualTrunk(load_imagenet_lite0()).eval()
+    trunk = VisualTrunk(load_imagenet(variant)).eval()
     onnx_bytes = _export_bytes(trunk, size, opset)
     parity = check_parity(trunk, onnx_bytes, size)
     failed = [p for p in parity if not p.ok]
@@ -84,6 +86,7 @@ def export_visual_model(out_dir: Path, name: str = DEFAULT_NAME, size: int = 320
 
     sha = hashlib.sha256(onnx_bytes).hexdigest()
     card = build_card(name, sha, size)
+    card["source"] = weights_source(variant)
     return write_model_files(out_dir, name, onnx_bytes, card, _human_card(card, opset, len(onnx_bytes), parity))
 
 
@@ -260,9 +263,10 @@ def _human_card(card: dict[str, Any], opset: int, n_bytes: int, parity: list[Par
     rows = "\n".join(
         f"| {p.batch} | {p.max_abs_diff_x:.2e} | {p.max_abs_diff_s:.2e} | {p.tolerance:.2e} |" for p in parity
     )
+    trunk = "EfficientNet-Lite2" if "lite2" in card["source"] else "EfficientNet-Lite0"
     return f"""# {card['name']}
 
-Visual feature extractor of shadematch: EfficientNet-Lite0 trained on ImageNet-1k (TensorFlow checkpoint converted
+Visual feature extractor of shadematch: {trunk} trained on ImageNet-1k (TensorFlow checkpoint converted
 to PyTorch), cut after the head convolution. The classifier (pooling + fully connected layer) is not part of this
 file: retrieval pools the feature map itself (R-MAC / SR-MAC).
 

