@@ -45,13 +45,18 @@ def _starts(length: int, side: int, count: int) -> list[int]:
     return sorted({int(round(i * (length - side) / (count - 1))) for i in range(count)})
 
 
-def saliency_region(S: np.ndarray) -> np.ndarray:
-    """Binary saliency region: S at or above its per-image mean (how eq. 1's pseudo masks are made).
+#: Relative slack of the "at or above its mean" rule (eq. 1's binarisation, eq. 5's region weights): the float32
+#: mean of a constant map can round above the value itself (a constant S of 0.1 or 0.2 then lost every cell and
+#: gave an all-zero descriptor). The one rule for numpy here and for PyTorch in training (export.train.losses).
+MEAN_SLACK = 1e-6
 
-    ``S`` is (N, 1, h, w); a constant map (the ImageNet trunk's) is salient everywhere.
+
+def saliency_region(S: np.ndarray) -> np.ndarray:
+    """Binary saliency region: S at or above its per-image mean, within MEAN_SLACK of the map's largest value
+    (how eq. 1's pseudo masks are made). ``S`` is (N, 1, h, w); a constant map is salient everywhere.
     """
     mean = S.mean(axis=(1, 2, 3), keepdims=True)
-    return S >= mean
+    return S >= mean - MEAN_SLACK * np.abs(S).max(axis=(1, 2, 3), keepdims=True)
 
 
 def srmac(X: np.ndarray, S: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:

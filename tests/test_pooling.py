@@ -106,6 +106,24 @@ def test_constant_saliency_is_plain_rmac(value: float) -> None:
     np.testing.assert_allclose(srmac(X, S), plain_rmac(X), atol=2e-6)
 
 
+def test_every_constant_saliency_map_is_salient_everywhere_at_runtime_and_in_training() -> None:
+    """One rule on both sides: float32 means of constants such as 0.1 and 0.2 round above the value itself, which
+    once left no salient cell and an all-zero descriptor."""
+    torch = pytest.importorskip("torch")
+    from export.train.losses import binarise_at_mean
+    from runtime.pooling import saliency_region
+
+    X = np.random.default_rng(5).random((1, 8, 10, 10), dtype=np.float32)
+    for value in np.linspace(0.001, 1.0, 500, dtype=np.float32).tolist() + [0.1, 0.2, 0.3, 0.7]:
+        for side in (7, 8, 10, 16):
+            S = np.full((1, 1, side, side), value, dtype=np.float32)
+            assert saliency_region(S).all(), (value, side)
+            assert bool(binarise_at_mean(torch.from_numpy(S)).all()), (value, side)
+    for value in (0.1, 0.2):
+        S = np.full((1, 1, 10, 10), value, dtype=np.float32)
+        np.testing.assert_allclose(srmac(X, S), plain_rmac(X), atol=2e-6)
+
+
 def test_saliency_only_matters_through_its_mean_threshold() -> None:
     rng = np.random.default_rng(4)
     X = rng.random((2, 5, 6, 6), dtype=np.float32)

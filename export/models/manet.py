@@ -37,6 +37,8 @@ from torch import nn
 
 from runtime.pooling import DEFAULT_LEVELS, rmac_regions
 
+from ..train.losses import binarise_at_mean
+
 from .efficientnet_lite import (
     BN_EPS,
     BN_MOMENTUM,
@@ -171,9 +173,10 @@ class _GeM(nn.Module):
 def srmac_pool(X: torch.Tensor, S: torch.Tensor, levels: int = DEFAULT_LEVELS) -> torch.Tensor:
     """SR-MAC (eqs. 4-7) in PyTorch, region for region what the runtime computes (`runtime.pooling.srmac`), so a
     loss on it trains the very descriptor the index holds. The region weights |R n S| / |R| (eq. 5) come from S
-    binarised at its mean and carry no gradient (the saliency branch learns from eq. 1's Dice loss)."""
+    binarised at its mean (the runtime's rule, `binarise_at_mean`) and carry no gradient (the saliency branch learns
+    from eq. 1's Dice loss)."""
     regions = rmac_regions(X.shape[2], X.shape[3], levels)
-    salient = (S >= S.mean(dim=(1, 2, 3), keepdim=True)).to(X.dtype)[:, 0].detach()
+    salient = binarise_at_mean(S.detach()).to(X.dtype)[:, 0]
     region_max = torch.stack([X[:, :, y0:y1, x0:x1].amax(dim=(2, 3)) for y0, x0, y1, x1 in regions], dim=1)  # eq. 4
     weights = torch.stack([salient[:, y0:y1, x0:x1].mean(dim=(1, 2)) for y0, x0, y1, x1 in regions], dim=1)  # eq. 5
     return F.normalize((weights[..., None] * F.normalize(region_max, dim=2)).sum(dim=1), dim=1)  # eqs. 6-7
