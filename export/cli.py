@@ -188,15 +188,14 @@ def register_text_export(commands: argparse._SubParsersAction) -> None:
 
 def _text_export(args: argparse.Namespace) -> int:
     try:
-        import torch
-
         from .text.evaluate import evaluate_detector
         from .text.export import export_text_model
+        from .train.checkpoint import load_checkpoint
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
     from runtime.text.detector import TextDetector
 
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(args.checkpoint)
     training = {"config": state["config"], "steps_done": state["step"]}
     path = export_text_model(args.checkpoint, args.out, metrics={}, training=training)
     metrics = {}

@@ -12,6 +12,7 @@ import torch
 
 from .models.manet import InferenceGraph
 from .onnx_export import INPUT_NAME, _export_bytes, build_card, write_model_files
+from .train.checkpoint import load_checkpoint
 from .train.manet import load_manet
 
 NAME = "manet_lite0"
@@ -28,7 +29,7 @@ def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: s
     worst = max(p["X_rel"] for p in parity)
     if worst > 1e-3 or max(p["S"] for p in parity) > 1e-4:
         raise RuntimeError(f"ONNX Runtime disagrees with PyTorch: {parity}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     card = build_card(name, hashlib.sha256(data).hexdigest(), size)
     card["outputs"]["text"] = "T"
     card.update({

@@ -62,7 +62,7 @@ def test_short_run_learns_and_resumes(examples, tmp_path: Path) -> None:
     assert steps == list(range(1, 13))
     losses = [float(line.split('"classification": ')[1].split(",")[0]) for line in log]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
-    assert torch.load(checkpoint, weights_only=False)["step"] == 12
+    assert torch.load(checkpoint, weights_only=True)["step"] == 12
     with pytest.raises(ValueError, match="another configuration"):
         train_manet(found, classes, tmp_path / "run", replace(config, lr=1.0))
 

@@ -18,7 +18,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _weights(checkpoint: Path) -> dict:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
 
 
 def test_resumed_run_matches_an_uninterrupted_one(samples: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..models.east import build_east
-from ..train.checkpoint import CHECKPOINT, resume, save_checkpoint
+from ..train.checkpoint import CHECKPOINT, load_checkpoint, resume, save_checkpoint
 from .labels import Sample, make_targets, read_samples
 from .losses import east_loss
 
@@ -111,7 +111,7 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
     out.mkdir(parents=True, exist_ok=True)
     model = build_east(freeze_stages=config.freeze_stages)
     if config.init:
-        model.load_state_dict(torch.load(config.init, map_location="cpu", weights_only=False)["model"])
+        model.load_state_dict(load_checkpoint(config.init)["model"])
     model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -143,7 +143,7 @@ def train(data_dirs: Sequence[Path], out: Path, config: TrainConfig = TrainConfi
 
 def load_trained(checkpoint: Path) -> torch.nn.Module:
     """The trained EAST in eval mode, from a training checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     model = build_east(pretrained=False, freeze_stages=0)
     model.load_state_dict(state["model"])
     return model.eval()

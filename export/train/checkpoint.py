@@ -7,7 +7,13 @@ from typing import Any
 
 import torch
 
+from runtime.errors import ShadematchError
+
 CHECKPOINT = "checkpoint.pt"
+
+
+class CheckpointError(ShadematchError):
+    """A file that is not a readable shadematch training checkpoint (missing, foreign, or holding code)."""
 
 
 def save_checkpoint(path: Path, step: int, config: dict[str, Any], **state_dicts: Any) -> None:
@@ -17,11 +23,27 @@ def save_checkpoint(path: Path, step: int, config: dict[str, Any], **state_dicts
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
+    """A checkpoint's contents, read without running code: PyTorch's weights-only unpickler allows tensors and plain
+    containers of numbers and strings only, so a checkpoint someone hands over cannot execute anything on load.
+    CheckpointError (one line, naming the file) when the file is not such a checkpoint."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for a bad or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a shadematch training checkpoint ({first})") from None
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a shadematch training checkpoint (no config and model)")
+    return state
+
+
 def resume(path: Path, config: dict[str, Any], device: str, **modules: Any) -> int:
     """Load a checkpoint into ``modules`` if it exists; returns the step to continue from (0: fresh start)."""
     if not path.exists():
         return 0
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = load_checkpoint(path, device)
     if state["config"] != config:
         raise ValueError(f"{path} was made with another configuration: {state['config']}")
     for name, module in modules.items():

@@ -39,7 +39,7 @@ from ..models.from_onnx import load_folded, onnx_weights
 from ..models.manet import MANet
 from ..text.train import load_trained
 from .augment import photo_augment, store_like
-from .checkpoint import CHECKPOINT, resume, save_checkpoint
+from .checkpoint import CHECKPOINT, load_checkpoint, resume, save_checkpoint
 from .losses import dice_loss
 from .saliency import channel_energy, foreground_mask, pseudo_mask_from_product_mask
 
@@ -303,7 +303,7 @@ class FreshViews:
 
 def load_manet(checkpoint: Path) -> MANet:
     """The trained MANet (eval mode) from a training checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     config = ManetConfig(**{k: v for k, v in state["config"].items() if k != "num_classes"})
     model = build_model(state["config"]["num_classes"], config, pretrained=False)
     model.load_state_dict(state["model"])
