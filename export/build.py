@@ -13,13 +13,13 @@ from runtime.backends import open_backend
 from runtime.bundle import sha256_file
 from runtime.catalog import CatalogItem
 from runtime.embedder import Embedder
-from runtime.errors import BundleError, CatalogError, ModelCardError
+from runtime.errors import CatalogError, ModelCardError
 from runtime.index import IndexParams, VisualIndex
 from runtime.modelcard import ModelCard, card_path_for
 from runtime.pooling import DEFAULT_LEVELS
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
-from .bundle import write_bundle
+from .bundle import check_target, write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
 from .projection import check_dims, learn_projection
@@ -93,8 +93,7 @@ class BuildReport:
 def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOptions()) -> BuildReport:
     """Index a catalogue into a bundle at ``out``; bad rows abort unless ``options.skip_bad``."""
     started = time.perf_counter()
-    if Path(out).exists() and not options.overwrite:
-        raise BundleError(f"{out} already exists (use --force to replace it)")
+    check_target(out, options.overwrite)  # said before the long work, not after it
     if not 1 <= options.k <= options.top:
         raise ValueError(f"need 1 <= k <= top, got k={options.k}, top={options.top}")
     if options.vote < 0:
@@ -180,8 +179,7 @@ def build_bundle_from_vectors(
     ``timings``, when given, receives the seconds of each step (index, text map, writing)."""
     started = time.perf_counter()
     timings = {} if timings is None else timings
-    if Path(out).exists() and not options.overwrite:
-        raise BundleError(f"{out} already exists (use --force to replace it)")
+    check_target(out, options.overwrite)  # said before the long work, not after it
     try:
         vectors = np.load(vectors_npy, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:

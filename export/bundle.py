@@ -3,9 +3,11 @@ target only once complete, so a failed or interrupted build never leaves a half-
 loses the bundle that was there before."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -36,19 +38,80 @@ def library_versions() -> dict[str, str]:
     return installed_versions(_LIBRARIES)
 
 
+def check_target(out: Path, overwrite: bool) -> Path:
+    """``out`` made absolute, once it is a place a bundle may be written: new, or (with ``overwrite``) a bundle.
+
+    Why so strict: replacing means deleting, and ``--force`` on a mistyped ``--out`` must never delete a folder of
+    someone's files; nor may a bundle replace the working directory (``--out .``) or a folder that holds it."""
+    target = Path(out).resolve()
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise BundleError(f"{out} is the current directory or holds it: write the bundle to another folder")
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise BundleError(f"{out} already exists (use --force to replace it)")
+        if not _is_bundle(target):
+            raise BundleError(f"{out} exists and is not a shadematch bundle: refusing to replace it (choose another --out)")
+    return target
+
+
+def _is_bundle(path: Path) -> bool:
+    """A directory whose manifest names the bundle format (its files need not be intact: a broken bundle may be rebuilt)."""
+    try:
+        manifest = json.loads((path / layout.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return path.is_dir() and not path.is_symlink() and isinstance(manifest, dict) and manifest.get("format") == layout.FORMAT_NAME
+
+
+#: Temporary siblings of a bundle being written carry their writer: .NAME.tmp-HOST-PID-RANDOM (.old- for the one
+#: being replaced), so a later write can tell the leftovers of a killed build from the work of a running one.
+_WORK_KINDS = ("tmp", "old")
+
+
+def _work_prefix(out: Path, kind: str) -> str:
+    return f".{out.name}.{kind}-{socket.gethostname()}-{os.getpid()}-"
+
+
+def remove_stale_work(out: Path) -> list[Path]:
+    """Delete the temporary siblings of ``out`` whose writer on this host is no longer running (a build killed in its
+    write phase); those of live processes and of other hosts are left alone. Returns what was removed."""
+    removed = []
+    host = socket.gethostname()
+    for kind in _WORK_KINDS:
+        for path in out.parent.glob(f".{glob.escape(out.name)}.{kind}-*"):
+            writer = path.name[len(f".{out.name}.{kind}-"):].rpartition("-")[0]  # HOST-PID (mkdtemp's suffix has no "-")
+            writer_host, _, pid = writer.rpartition("-")
+            if writer_host != host or not pid.isdigit() or _alive(int(pid)) or not path.is_dir() or path.is_symlink():
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 @contextmanager
 def atomic_directory(out: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary directory that becomes ``out`` when the block succeeds."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise BundleError(f"{out} already exists (use --force to replace it)")
+    """Yield a temporary directory that becomes ``out`` when the block succeeds (see `check_target`); leftovers of
+    earlier writes that were killed are removed first."""
+    out = check_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_work(out)
+    tmp = Path(tempfile.mkdtemp(prefix=_work_prefix(out, "tmp"), dir=out.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)
         if out.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            backup = Path(tempfile.mkdtemp(prefix=_work_prefix(out, "old"), dir=out.parent))
             os.replace(out, backup / out.name)
             os.replace(tmp, out)
             shutil.rmtree(backup)
