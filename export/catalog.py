@@ -37,7 +37,8 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
     rows: list[CatalogRow] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for line, row in read_table(path, ("id", "image", "title"), ("group",)):
+    unreadable: list[tuple[int, str]] = []
+    for line, row in read_table(path, ("id", "image", "title"), ("group",), problems=unreadable):
         empty = [name for name in ("id", "image", "title") if not row[name]]
         if empty:
             problems.append(Problem(line, f"empty {', '.join(empty)}"))
@@ -51,7 +52,8 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
             problems.append(Problem(line, f"image not found: {image}"))
             continue
         rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"]))
-    return rows, problems
+    problems.extend(Problem(line, message) for line, message in unreadable)
+    return rows, sorted(problems, key=lambda problem: problem.line)
 
 
 def settle_problems(source: Path, problems: list[Problem], skip_bad: bool) -> None:

@@ -8,10 +8,16 @@ from typing import Iterator
 from .errors import CatalogError
 
 
-def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, row) with every required column; values are stripped, missing optionals ''."""
+def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
+               problems: list[tuple[int, str]] | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) with every required column; values are stripped, missing optionals ''.
+
+    A row that cannot be used as it is (bytes that are not UTF-8, more fields than the header) is a problem of
+    that row: appended to ``problems`` as (line, message) and skipped when a list is given (a catalogue's
+    --skip-bad), else a CatalogError naming its line. Only an unreadable header ends the whole table."""
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        # surrogateescape: an undecodable byte stays in its row, where it is reported with the row's line
+        handle = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
     except FileNotFoundError:
         raise CatalogError(f"{path}: no such file") from None
     except OSError as exc:
@@ -20,6 +26,8 @@ def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] 
         try:
             reader = csv.DictReader(handle)
             header = [name.strip() for name in (reader.fieldnames or [])]
+            if any(_undecodable(name) for name in header):
+                raise CatalogError(f"{path} line 1: not UTF-8 text ({_undecodable(''.join(header))})")
             missing = [name for name in required if name not in header]
             if not header:
                 raise CatalogError(f"{path}: empty file; expected a header with columns {', '.join(required)}")
@@ -29,15 +37,33 @@ def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] 
                 )
             reader.fieldnames = header
             for row in reader:
-                if None in row:
-                    raise CatalogError(f"{path} line {reader.line_num}: more fields than the header has")
-                yield reader.line_num, {
-                    name: (row.get(name) or "").strip() for name in (*required, *optional)
-                }
-        except UnicodeDecodeError:
-            raise CatalogError(f"{path}: not UTF-8 text") from None
+                problem = _row_problem(row)
+                if problem is None:
+                    yield reader.line_num, {name: (row.get(name) or "").strip() for name in (*required, *optional)}
+                elif problems is None:
+                    raise CatalogError(f"{path} line {reader.line_num}: {problem}")
+                else:
+                    problems.append((reader.line_num, problem))
         except csv.Error as exc:
             raise CatalogError(f"{path}: malformed CSV ({exc})") from None
+
+
+def _row_problem(row: dict) -> str | None:
+    if None in row:
+        return "more fields than the header has"
+    for value in row.values():
+        bad = _undecodable(value) if isinstance(value, str) else None
+        if bad:
+            return f"not UTF-8 text ({bad})"
+    return None
+
+
+def _undecodable(text: str) -> str | None:
+    """The first byte that was not UTF-8 (kept as a surrogate by surrogateescape), described; None if all decoded."""
+    for char in text:
+        if "\udc80" <= char <= "\udcff":
+            return f"byte 0x{ord(char) - 0xDC00:02x}"
+    return None
 
 
 def resolve_path(value: str, table_path: Path) -> Path:

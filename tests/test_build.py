@@ -88,3 +88,14 @@ def test_the_tests_know_the_default_model() -> None:
     from .conftest import DEFAULT_MODEL
 
     assert BUILD_DEFAULT == DEFAULT_MODEL and DEFAULT_MODEL.is_file()
+
+
+def test_skip_bad_skips_undecodable_and_overlong_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = _catalog(tmp_path, ["x1,images/a.jpg,A,g,surplus"])
+    catalog.write_bytes(catalog.read_bytes() + "x2,images/b.jpg,Cr\u00e8me,g\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match="line 8: more fields than the header has; line 9: not UTF-8 text"):
+        build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False))
+    report = build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, skip_bad=True, pictures=False))
+    assert report.items == 6 and report.skipped == 2
+    err = capsys.readouterr().err
+    assert "line 8: more fields than the header has" in err and "line 9: not UTF-8 text (byte 0xe8)" in err

@@ -130,12 +130,23 @@ def test_missing_column_names_line_1_and_the_column(tmp_path: Path, header: str,
     assert f"missing column(s) {missing}" in str(info.value)
 
 
-def test_non_utf8_file(tmp_path: Path) -> None:
+def test_non_utf8_row_is_a_bad_row_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13, fault 6: a stray latin-1 byte used to end the whole build, even with --skip-bad, without a line."""
     make_images(tmp_path / "images", ["a.jpg"])
-    csv_path = write(tmp_path / "cat.csv", "id,image,title\na,images/a.jpg,Lancôme Absolu\n", encoding="latin-1")
-    with pytest.raises(CatalogError, match="not UTF-8") as info:
-        read_catalog_csv(csv_path)
+    body = "id,image,title\na,images/a.jpg,Rouge\n".encode() + "b,images/a.jpg,Lancôme Absolu\n".encode("latin-1")
+    csv_path = tmp_path / "cat.csv"
+    csv_path.write_bytes(body + b"c,images/a.jpg,Rouge 169\n")
+    rows, problems = read_catalog_csv(csv_path)
+    assert [r.id for r in rows] == ["a", "c"] and [str(p) for p in problems] == ["line 3: not UTF-8 text (byte 0xf4)"]
+    with pytest.raises(CatalogError, match="line 3: not UTF-8 text") as info:
+        settle_problems(csv_path, problems, skip_bad=False)
     assert str(csv_path) in str(info.value)
+    settle_problems(csv_path, problems, skip_bad=True)
+    assert "line 3: not UTF-8 text (byte 0xf4)" in capsys.readouterr().err
+    header = tmp_path / "header.csv"
+    header.write_bytes("id,image,titl\xe9\n".encode("utf-8").replace(b"\xc3\xa9", b"\xe9"))
+    with pytest.raises(CatalogError, match="line 1: not UTF-8 text"):
+        read_catalog_csv(header)
 
 
 def test_bom_header_is_accepted(tmp_path: Path) -> None:
@@ -166,11 +177,15 @@ def test_multiline_quoted_title_keeps_later_line_numbers_right(tmp_path: Path) -
     assert [p.line for p in problems] == [4]
 
 
-def test_row_with_too_many_fields(tmp_path: Path) -> None:
+def test_row_with_too_many_fields_is_a_bad_row(tmp_path: Path) -> None:
     make_images(tmp_path / "images", ["a.jpg"])
     csv_path = write(tmp_path / "cat.csv", "id,image,title\na,images/a.jpg,A\nb,images/a.jpg,B,extra\n")
+    rows, problems = read_catalog_csv(csv_path)
+    assert [r.id for r in rows] == ["a"] and [str(p) for p in problems] == ["line 3: more fields than the header has"]
     with pytest.raises(CatalogError, match="line 3: more fields than the header"):
-        read_catalog_csv(csv_path)
+        settle_problems(csv_path, problems, skip_bad=False)
+    with pytest.raises(CatalogError, match="line 3: more fields than the header"):  # a table without --skip-bad
+        list(read_table(csv_path, ("id", "image", "title")))
 
 
 def test_short_row_reports_the_empty_fields(tmp_path: Path) -> None:
