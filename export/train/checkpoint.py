@@ -49,3 +49,21 @@ def resume(path: Path, config: dict[str, Any], device: str, **modules: Any) -> i
     for name, module in modules.items():
         module.load_state_dict(state[name])
     return int(state["step"])
+
+
+#: Training-config fields that name files on the machine that trained (checkpoints, shipped models).
+PATH_FIELDS = ("init", "init_onnx", "east_checkpoint")
+
+
+def recorded_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A training config as a model card records it: each file it names becomes its name and sha256 (None when the
+    file is gone), never the absolute path of the machine it was trained on."""
+    from runtime.bundle import sha256_file  # the runtime's one hashing helper
+
+    recorded = dict(config)
+    for key in PATH_FIELDS:
+        value = recorded.get(key)
+        if value:
+            path = Path(value)
+            recorded[key] = {"name": path.name, "sha256": sha256_file(path) if path.is_file() else None}
+    return recorded
