@@ -11,14 +11,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 import numpy as np
 
 from .catalog import CatalogItem, CatalogRows
 from .errors import BackendError, BundleError, ModelCardError
-from .index import IndexParams, VisualIndex
+from .index import VisualIndex
+from .manifest import Manifest
 from .modelcard import ModelCard
 from .projection import Projection
 from .textmap import TextNeighbours
@@ -82,6 +83,8 @@ class Bundle:
     text_map: TextNeighbours
     #: SR-MAC descriptor -> index space (None: the index holds the descriptors as they are).
     projection: Projection | None = None
+    #: The manifest, checked and typed (``manifest`` is the same object as read).
+    meta: Manifest | None = None
 
     @property
     def backend(self) -> str:
@@ -95,16 +98,16 @@ class Bundle:
 
     @property
     def k(self) -> int:
-        return int(self.manifest["search"]["k"])
+        return self.meta.k
 
     @property
     def top(self) -> int:
-        return int(self.manifest["search"]["top"])
+        return self.meta.top
 
     @property
     def vote(self) -> int:
         """Visual top-m of the product vote (`runtime.search.vote_by_product`); 0 = off (bundles before it)."""
-        return int(self.manifest["search"].get("vote", 0))
+        return self.meta.vote
 
     @property
     def products(self) -> "ProductsByRow":
@@ -113,7 +116,7 @@ class Bundle:
 
     @property
     def levels(self) -> int:
-        return int(self.manifest["descriptor"]["levels"])
+        return self.meta.levels
 
     def picture(self, row: int) -> Path | None:
         """The catalogue picture of ``row`` carried in the bundle, or None (bundles built without pictures)."""
@@ -141,47 +144,41 @@ class ProductsByRow:
         return self._catalog[row].group
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Read and version-check manifest.json without touching the other files."""
+def read_manifest(path: Path) -> Manifest:
+    """Read and check manifest.json (types, ranges, file names inside the bundle) without touching other files."""
     if not path.is_dir():
         raise BundleError(f"{path}: not a bundle directory" if path.exists() else f"{path}: no such bundle")
     manifest_path = path / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path}: no {MANIFEST}; not a shadematch bundle") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise BundleError(f"{manifest_path}: not a shadematch bundle manifest")
-    version = manifest.get("format_version")
-    if version not in READABLE_VERSIONS:
-        raise BundleError(
-            f"{path}: bundle format version {version}, but this shadematch reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild the bundle with `shadematch build`"
-        )
-    for section in ("files", "descriptor", "index", "search", "catalog"):
-        if not isinstance(manifest.get(section), dict):
-            raise BundleError(f"{manifest_path}: section {section!r} is missing or malformed")
-    return manifest
+    return Manifest.parse(raw, str(manifest_path), READABLE_VERSIONS, FORMAT_NAME)
 
 
-def verify_files(path: Path, manifest: dict[str, Any], checksums: bool = True) -> None:
-    """Check that every file the manifest lists exists with its size and (optionally) sha256.
+def verify_files(path: Path, manifest: Manifest, checksums: bool = True) -> None:
+    """Check that every file the manifest lists is a regular file inside the bundle (no symbolic link on the way:
+    a bundle is read, never followed elsewhere) with its size and (optionally) sha256.
 
     Sizes first (cheap, and a truncated copy is the common fault), then all checksums side by side."""
-    files = manifest["files"]
-    for name, entry in files.items():
+    root = path.resolve()
+    for name, entry in manifest.files.items():
         file_path = path / name
+        inside = root.joinpath(*PurePosixPath(name).parts)
+        if any(part.is_symlink() for part in (inside, *inside.parents) if part != root and root in part.parents):
+            raise BundleError(f"{path}: {name} is a symbolic link or lies under one; a bundle holds its own files")
         if not file_path.is_file():
             raise BundleError(f"{path}: {name} is missing")
         size = file_path.stat().st_size
-        if size != entry.get("bytes"):
-            raise BundleError(f"{path}: {name} is {size} bytes, the manifest says {entry.get('bytes')}")
+        if size != entry.bytes:
+            raise BundleError(f"{path}: {name} is {size} bytes, the manifest says {entry.bytes}")
     if not checksums:
         return
-    for (name, entry), digest in zip(files.items(), sha256_files([path / name for name in files])):
-        if digest != entry.get("sha256"):
+    names = list(manifest.files)
+    for name, digest in zip(names, sha256_files([path / name for name in names])):
+        if digest != manifest.files[name].sha256:
             raise BundleError(f"{path}: checksum mismatch for {name}; the file was modified or corrupted")
 
 
@@ -192,8 +189,9 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
     at 500K items that is where a kiosk's start-up goes."""
     path = Path(path)
     clock = _Stopwatch(timings)
-    manifest = read_manifest(path)
-    verify_files(path, manifest, checksums=verify)
+    meta = read_manifest(path)
+    manifest = meta.raw
+    verify_files(path, meta, checksums=verify)
     clock.lap("verify_s")
     for required in (MODEL_FILE, CARD_FILE, VECTORS_FILE, TEXT_MAP_FILE, CATALOG_FILE):
         if required not in manifest["files"]:
@@ -211,27 +209,22 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
         vectors = np.load(path / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{path}: {VECTORS_FILE} is not a valid array ({exc})") from None
-    dim = int(manifest["descriptor"]["dim"])
+    dim = meta.dim
     projection = _load_projection(path, manifest, card)
     if vectors.ndim != 2 or vectors.shape != (len(catalog), dim) or vectors.dtype != np.float32:
         raise BundleError(
             f"{path}: {VECTORS_FILE} is {vectors.dtype} {vectors.shape}, expected float32 ({len(catalog)}, {dim})"
         )
-    if int(manifest["catalog"]["items"]) != len(catalog):
-        raise BundleError(f"{path}: {CATALOG_FILE} has {len(catalog)} rows, the manifest says {manifest['catalog']['items']}")
-    index_info = manifest["index"]
-    params = IndexParams(**{key: int(index_info[key]) for key in IndexParams().to_dict()})
-    index_file = index_info.get("file")
-    if index_file is not None and index_file not in manifest["files"]:
-        raise BundleError(f"{path}: the manifest does not list the index file {index_file}")
+    if meta.items != len(catalog):
+        raise BundleError(f"{path}: {CATALOG_FILE} has {len(catalog)} rows, the manifest says {meta.items}")
     clock.lap("vectors_s")
-    index = VisualIndex.load(vectors, path / index_file if index_file else None, params)
+    index = VisualIndex.load(vectors, path / meta.index_file if meta.index_file else None, meta.index)
     clock.lap("index_s")
     text_map = TextNeighbours.load(path / TEXT_MAP_FILE)
     clock.lap("text_map_s")
     if len(text_map) != len(catalog):
         raise BundleError(f"{path}: {TEXT_MAP_FILE} covers {len(text_map)} rows, the catalogue has {len(catalog)}")
-    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection)
+    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection, meta)
 
 
 def _load_projection(path: Path, manifest: dict[str, Any], card: ModelCard) -> Projection | None:

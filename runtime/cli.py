@@ -118,34 +118,47 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(manifest, indent=2, ensure_ascii=False))
         return 0
-    index = manifest["index"]
-    print(f"bundle      {bundle.path} (format {manifest['format_version']}, checksums OK)")
-    print(f"created     {manifest.get('created', '?')} by shadematch {manifest.get('shadematch_version', '?')}")
-    print(f"catalogue   {len(bundle.catalog)} items in {manifest['catalog'].get('groups', '?')} product groups")
-    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {manifest['descriptor']['dim']}-d)")
+    meta = bundle.meta
+    print(f"bundle      {bundle.path} (format {meta.version}, checksums OK)")
+    print(f"created     {_shown(manifest, 'created')} by shadematch {_shown(manifest, 'shadematch_version')}")
+    print(f"catalogue   {len(bundle.catalog)} items in {_shown(manifest, 'catalog', 'groups')} product groups")
+    print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {meta.dim}-d)")
     print(f"projection  {describe_projection(manifest['descriptor'].get('projection'))}")
-    print(f"index       {bundle.index.kind}" + (f" (M={index['M']}, ef={index['ef']})" if bundle.index.kind == "hnsw" else ""))
-    print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {manifest['text_map'].get('top_n')}, threshold {manifest['text_map'].get('threshold')})")
+    print(f"index       {bundle.index.kind}" + (f" (M={meta.index.M}, ef={meta.index.ef})" if bundle.index.kind == "hnsw" else ""))
+    print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {_shown(manifest, 'text_map', 'top_n')}, "
+          f"threshold {_shown(manifest, 'text_map', 'threshold')})")
     print(f"search      k={bundle.k}, top={bundle.top}, vote={bundle.vote}")
     print(f"backend     {bundle.backend}")
     for entry in manifest.get("engines", []):
-        print(f"engine      {entry['plan']} ({entry['flavor']} {entry['library_version']}, {entry['precision']}, "
-              f"compute capability {' '.join(entry['compute_capabilities'])})")
+        print(f"engine      {_shown(entry, 'plan')} ({_shown(entry, 'flavor')} {_shown(entry, 'library_version')}, "
+              f"{_shown(entry, 'precision')}, compute capability {_shown(entry, 'compute_capabilities')})")
     return 0
 
 
-def describe_projection(info: dict | None) -> str:
+def _shown(section: object, *keys: str) -> str:
+    """A descriptive manifest value for `info`, '?' where it is absent or not of the expected shape: these fields
+    only describe the bundle (the checked ones come from its Manifest), so an odd one must not stop `info`."""
+    for key in keys:
+        section = section.get(key) if isinstance(section, dict) else None
+    if isinstance(section, list):
+        return " ".join(str(item) for item in section)
+    return "?" if section is None or isinstance(section, (dict, list)) else str(section)
+
+
+def describe_projection(info: object) -> str:
     """One line on a bundle's projection and how it was learned (manifest `descriptor.projection`)."""
-    if not info:
+    if not info or not isinstance(info, dict):
         return "none (SR-MAC descriptors indexed as they are)"
-    dims = f"{info.get('in_dim')} -> {info.get('out_dim')} dims"
+    dims = f"{_shown(info, 'in_dim')} -> {_shown(info, 'out_dim')} dims"
     if info.get("kind") == "pca":
-        return f"PCA {dims}, {info.get('variance_kept', 0):.0%} of the variance kept, fitted on {info.get('fit_rows')} rows"
-    views = (f" + {info['images_with_views']} x {info['views_per_image']} store-like views"
+        kept = info.get("variance_kept")
+        kept = f"{kept:.0%}" if isinstance(kept, (int, float)) and not isinstance(kept, bool) else "?"
+        return f"PCA {dims}, {kept} of the variance kept, fitted on {_shown(info, 'fit_rows')} rows"
+    views = (f" + {_shown(info, 'images_with_views')} x {_shown(info, 'views_per_image')} store-like views"
              if info.get("images_with_views") else "")
-    return (f"adapted to the catalogue's products (regularised LDA) {dims}: {info.get('groups')} products, "
-            f"{info.get('fit_rows')} samples ({info.get('variation_from')}{views}), shrinkage {info.get('shrinkage')}, "
-            f"seed {info.get('seed')}, {info.get('seconds')} s")
+    return (f"adapted to the catalogue's products (regularised LDA) {dims}: {_shown(info, 'groups')} products, "
+            f"{_shown(info, 'fit_rows')} samples ({_shown(info, 'variation_from')}{views}), shrinkage "
+            f"{_shown(info, 'shrinkage')}, seed {_shown(info, 'seed')}, {_shown(info, 'seconds')} s")
 
 
 def _register_eval(commands: argparse._SubParsersAction) -> None:
