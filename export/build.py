@@ -113,7 +113,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         raise CatalogError(f"{catalog_csv}: no usable catalogue rows")
     adapted = _adapt(vectors, kept, card, adapt_options, options)
     vectors, projection = adapted.vectors, adapted.projection
-    index = VisualIndex.build(vectors, options.index)
+    index = _index(vectors, options)
     text_map = build_text_map([row.title for row in kept], options.text)
     items = [CatalogItem(row.id, row.title, str(row.image), row.group) for row in kept]
     write_bundle(
@@ -124,6 +124,14 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def _index(vectors: np.ndarray, options: BuildOptions, threads: int = -1) -> VisualIndex:
+    """The index, or a CatalogError when a descriptor row is not a finite unit vector (VisualIndex.build says which)."""
+    try:
+        return VisualIndex.build(vectors, options.index, threads=threads)
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
 
 
 def _adapt(vectors: np.ndarray, kept, card: ModelCard, adapt_options: AdaptOptions, options: BuildOptions) -> Adapted:
@@ -199,7 +207,7 @@ def build_bundle_from_vectors(
     vectors, projection = _reduce(vectors, options.reduce_dim)
     timings["projection_s"] = time.perf_counter() - clock
     clock, cpu = time.perf_counter(), time.process_time()
-    index = VisualIndex.build(vectors, options.index, threads=options.threads or -1)
+    index = _index(vectors, options, threads=options.threads or -1)
     timings["index_s"], timings["index_cpu_s"] = time.perf_counter() - clock, time.process_time() - cpu
     clock, cpu = time.perf_counter(), time.process_time()
     text_map = build_text_map([item.title for item in items], options.text)

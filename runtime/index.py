@@ -12,6 +12,7 @@ import hnswlib
 import numpy as np
 
 from .errors import BundleError
+from .hnsw_file import IndexFileError, check_hnsw_file
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,25 @@ class IndexParams:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+#: Rows checked at a time by `first_bad_row` (bounds the temporary copy at 500K x 1280).
+_CHECK_ROWS = 65_536
+#: How far a stored descriptor's length may stray from 1 (float32 rounding of a normalised row is ~1e-7).
+UNIT_TOLERANCE = 1e-3
+
+
+def first_bad_row(vectors: np.ndarray) -> int | None:
+    """The first row that is not a finite unit vector, or None. Why: one NaN row makes every similarity NaN
+    (hnswlib's graph walk and the exact argsort then return garbage for every query), and a row far from unit
+    length outranks everything; such a row is refused at build and at open."""
+    for start in range(0, len(vectors), _CHECK_ROWS):
+        chunk = np.asarray(vectors[start:start + _CHECK_ROWS], dtype=np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+        bad = np.flatnonzero(~(np.abs(norms - 1.0) <= UNIT_TOLERANCE))  # NaN compares False: caught too
+        if bad.size:
+            return start + int(bad[0])
+    return None
 
 
 class VisualIndex:
@@ -59,6 +79,9 @@ class VisualIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] == 0:
             raise ValueError(f"need a non-empty (n, d) matrix, got shape {vectors.shape}")
+        bad = first_bad_row(vectors)
+        if bad is not None:
+            raise ValueError(f"descriptor row {bad} is not a finite unit vector")
         if len(vectors) < params.exact_below:
             return cls(vectors, None, params)
         hnsw = hnswlib.Index(space="ip", dim=vectors.shape[1])
@@ -78,8 +101,15 @@ class VisualIndex:
     @classmethod
     def load(cls, vectors: np.ndarray, index_path: Path | None, params: IndexParams) -> "VisualIndex":
         """Reopen an index over ``vectors``; ``index_path`` None means exact search."""
+        bad = first_bad_row(vectors)
+        if bad is not None:
+            raise BundleError(f"vectors.npy: row {bad} is not a finite unit vector (NaN, infinite or not normalised)")
         if index_path is None:
             return cls(vectors, None, params)
+        try:
+            check_hnsw_file(index_path, len(vectors), vectors.shape[1])  # hnswlib itself would crash on a bad file
+        except (IndexFileError, OSError) as exc:
+            raise BundleError(f"{exc}") from None
         hnsw = hnswlib.Index(space="ip", dim=vectors.shape[1])
         try:
             hnsw.load_index(str(index_path), max_elements=len(vectors))
