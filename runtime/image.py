@@ -23,6 +23,15 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, n
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"})
 #: Above this many pixels a photo is refused before decoding (decompression bombs, 50 MP uploads).
 DEFAULT_MAX_PIXELS = 40_000_000
+#: Above this many decoded bytes too: pixels alone let a 309 KB 16-bit RGBA PNG of 39.7 MP through, whose decode and
+#: conversions took ~0.6 GB each in a kiosk. A 48 MP phone JPEG still passes: it decodes reduced (`draft`).
+DEFAULT_MAX_DECODED_BYTES = 128 * 1024 * 1024
+#: Decoded images above this size are box-reduced towards ``min_size`` before being rotated and converted (each a
+#: full copy); smaller ones are left exactly as decoded.
+REDUCE_ABOVE_BYTES = 16 * 1024 * 1024
+#: Bytes per pixel of Pillow's modes (decoded); 16-bit colour PNGs decode to 8-bit RGB(A) modes.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "RGB": 3,
+               "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4}
 
 
 def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -55,8 +64,16 @@ def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFA
                     f"limit {max_pixels / 1e6:.0f} MP)"
                 )
             if min_size and image_format in ("JPEG", "MPO"):
-                image.draft("RGB", (min_size, min_size))
+                image.draft("RGB", (min_size, min_size))  # DCT scaling: decodes at 1/2, 1/4 or 1/8 size
+            decoded = image.size[0] * image.size[1] * _MODE_BYTES.get(image.mode, 4)
+            if decoded > DEFAULT_MAX_DECODED_BYTES:
+                raise ImageTooLargeError(
+                    f"{name}: image too large to decode ({image.size[0]}x{image.size[1]} {image.mode} = "
+                    f"{decoded / 2**20:.0f} MB decoded; limit {DEFAULT_MAX_DECODED_BYTES / 2**20:.0f} MB)"
+                )
             image.load()
+            if decoded > REDUCE_ABOVE_BYTES:
+                image = _reduced(image, min_size)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -66,6 +83,20 @@ def load_image(source: ImageSource, *, min_size: int = 0, max_pixels: int = DEFA
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: image is truncated or corrupt ({exc})") from None
     return _to_rgb(ImageOps.exif_transpose(image))
+
+
+def _reduced(image: Image.Image, min_size: int) -> Image.Image:
+    """A decoded image much larger than the model needs, shrunk by an integer box filter (cheap) before the
+    orientation and colour conversions, each of which would otherwise copy the full-size image: the shorter side
+    stays at least ``min_size``. 0 keeps the image as it is."""
+    factor = min(image.size) // min_size if min_size else 1
+    if factor < 2:
+        return image
+    reduced = image.reduce(factor)
+    reduced.info.update(image.info)  # EXIF orientation and transparency travel with it
+    if hasattr(image, "getexif"):
+        reduced.getexif().update(image.getexif())
+    return reduced
 
 
 def prepare(image: Image.Image, spec: InputSpec) -> np.ndarray:

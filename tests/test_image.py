@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from runtime.errors import ImageError
+from runtime.errors import ImageError, ImageTooLargeError
 from runtime.image import ACCEPTED_FORMATS, load_and_prepare, load_image, prepare
 from runtime.modelcard import InputSpec
 
@@ -457,3 +457,35 @@ def test_png_is_never_drafted(tmp_path: Path) -> None:
     path = tmp_path / "big.png"
     smooth_photo(640, 480).save(path)
     assert load_image(path, min_size=100).size == (640, 480)
+
+
+def _blank_png(path: Path, width: int, height: int, bit_depth: int, colour_type: int, channels: int) -> Path:
+    """A PNG of zero pixels written row by row: a huge image in a small file, without holding it in memory."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    row = b"\0" * (1 + width * channels * bit_depth // 8)
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_decoded_bytes_are_bounded_not_only_pixels(tmp_path: Path) -> None:
+    """Issue 13, fault 3: a ~300 KB 16-bit RGBA PNG of 39.7 MP passed the 40 MP limit and cost a kiosk ~0.6 GB."""
+    bomb = _blank_png(tmp_path / "bomb.png", 6300, 6300, 16, 6, 4)
+    assert bomb.stat().st_size < 400_000
+    with pytest.raises(ImageTooLargeError, match=r"too large to decode \(6300x6300 RGBA = 151 MB decoded; limit 128 MB\)"):
+        load_image(bomb, min_size=320)
+
+
+def test_large_decodes_are_reduced_before_conversion(tmp_path: Path) -> None:
+    big = _blank_png(tmp_path / "big.png", 4000, 3000, 8, 6, 4)  # 48 MB decoded: allowed, then box-reduced
+    image = load_image(big, min_size=320)
+    assert image.mode == "RGB" and image.size == (445, 334)  # reduce(9), edges rounded up: the shorter side stays >= 320
+    assert image.getpixel((10, 10)) == (255, 255, 255)  # transparent pixels on white, as before
+    assert load_image(big).size == (4000, 3000)  # without a size to reach, nothing is reduced
