@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -258,8 +259,23 @@ def _kiosk(args: argparse.Namespace) -> int:
         raise ShadematchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     # Tests and scripts read this line to learn the port when --port 0 is given.
     print(f"shadematch kiosk: serving {server.retriever.bundle.path} on {server.url}", flush=True)
-    server.serve_forever()
+    # SIGTERM (what service managers send) stops like Ctrl-C: queries in flight finish, then the model is released.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        server.serve_forever()
+    except _Terminated:
+        print("shadematch kiosk: stopped by SIGTERM after the queries in flight", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: leave the serving loop through the same clean-up as Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
 
 
 def _register_bench(commands: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
     GET  /                          the page (static/index.html); /static/<name> its CSS and JS
     GET  /api/health                {"status": "ok", ...}: the bundle is loaded and the server answers
     POST /api/query                 multipart/form-data, photo in the field "image" -> {"matches": [...]}
-    GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only
+    GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only (may hold "/")
 
 Every error is JSON ``{"error": {"status", "code", "message"}}`` with a message a person can act on; bad
 input is a 4xx, a full queue 503 (with Retry-After), a slow answer 504.
@@ -30,6 +30,7 @@ from ..image import DEFAULT_MAX_PIXELS, load_image
 from ..retriever import Match, Retriever
 from .pool import Busy, QueryPool, QueryTimeout
 from .thumbnails import CatalogThumbnails
+from .upload import UploadError, UploadLimits, read_photo
 
 log = logging.getLogger("shadematch.kiosk")
 
@@ -87,8 +88,9 @@ class KioskApp:
             Rule("/static/<name>", endpoint="static", methods=["GET"]),
             Rule("/api/health", endpoint="health", methods=["GET"]),
             Rule("/api/query", endpoint="query", methods=["POST"]),
-            Rule("/api/catalog/<item_id>/image", endpoint="catalog_image", methods=["GET"]),
-        ])
+            # path: a catalogue id may hold "/" (its %2F arrives decoded)
+            Rule("/api/catalog/<path:item_id>/image", endpoint="catalog_image", methods=["GET"]),
+        ], merge_slashes=False)  # "//" in a path is an id's, not a redirect
         self._handlers: dict[str, Callable[..., Response]] = {
             "page": self.page, "static": self.static, "health": self.health,
             "query": self.query, "catalog_image": self.catalog_image,
@@ -186,18 +188,17 @@ class KioskApp:
             raise ApiError(415, "not_multipart",
                            f"expected multipart/form-data with the photo in the field '{IMAGE_FIELD}' "
                            f"(got {request.mimetype or 'no content type'})")
+        boundary = request.mimetype_params.get("boundary", "")
+        if not boundary:
+            raise ApiError(400, "malformed_multipart", "the multipart/form-data content type names no boundary")
+        limits = UploadLimits(self.limits.max_upload_bytes, _KioskRequest.max_form_parts, _KioskRequest.max_form_memory_size)
         try:
-            upload = request.files.get(IMAGE_FIELD)
-            fields = sorted(set(request.files) | set(request.form))
-        except ValueError as exc:
-            raise ApiError(400, "malformed_multipart", f"the multipart body cannot be parsed ({exc})") from None
-        if upload is None:
-            got = f" (got: {', '.join(fields)})" if fields else " (the form has no fields)"
-            raise ApiError(400, "missing_image_field", f"no photo in the field '{IMAGE_FIELD}'{got}")
-        data = upload.read()
+            name, data = read_photo(request.stream, boundary.encode("latin-1", "replace"), IMAGE_FIELD, limits)
+        except UploadError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
         if not data:
             raise ApiError(400, "empty_image", "the uploaded photo is empty (0 bytes)")
-        return (upload.filename or "the photo")[:80], data
+        return name[:80], data
 
     def _answer(self, name: str, data: bytes) -> list[Match]:
         # Decoding runs on a worker too: it is CPU work that the pool must bound like the model.

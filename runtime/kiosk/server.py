@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
 from waitress import create_server
+from waitress.channel import HTTPChannel
 from waitress.wasyncore import close_all
 
 from ..retriever import Retriever
@@ -23,10 +25,40 @@ log = logging.getLogger("shadematch.kiosk")
 
 #: Seconds an idle or stalled connection is kept.
 CHANNEL_TIMEOUT_S = 30
+#: Seconds a request may take to arrive in full, however steadily its bytes trickle in.
+REQUEST_DEADLINE_S = 60
 #: Open connections at most; more wait in the listen backlog.
 CONNECTION_LIMIT = 64
 #: Room for the multipart envelope around a photo of max_upload_bytes.
 _MULTIPART_SLACK = 64 * 1024
+
+
+def deadline_channel(deadline_s: float) -> type[HTTPChannel]:
+    """Waitress's channel with a bound on the total time a request takes to arrive.
+
+    Why: Waitress closes a connection after ``channel_timeout`` seconds *without* a byte, so a client that
+    drips one byte every few seconds kept its connection forever, and about 60 of them filled the connection
+    limit and locked every shopper out. Here the clock starts with a request's first byte; a byte arriving
+    after the deadline closes the connection (a client that stops sending altogether meets the inactivity
+    timeout as before)."""
+
+    class DeadlineChannel(HTTPChannel):
+        request_started: float | None = None
+
+        def received(self, data: bytes) -> bool:
+            now = time.monotonic()
+            if self.request is None or self.request_started is None:
+                self.request_started = now
+            elif now - self.request_started > deadline_s:
+                log.warning("closing %s: its request took longer than %g s to arrive", self.addr, deadline_s)
+                self.will_close = True
+                return False
+            result = super().received(data)
+            if self.request is None:  # complete: the next request's clock starts with its own first byte
+                self.request_started = None
+            return result
+
+    return DeadlineChannel
 
 
 class KioskServer:
@@ -41,6 +73,7 @@ class KioskServer:
         workers: int = 2,
         queue: int | None = None,
         limits: KioskLimits = KioskLimits(),
+        request_deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
         self.retriever = retriever
         self.pool = QueryPool(workers, 2 * workers if queue is None else queue)
@@ -53,6 +86,7 @@ class KioskServer:
             max_request_body_size=limits.max_upload_bytes + _MULTIPART_SLACK,
             ident="shadematch", expose_tracebacks=False,
         )
+        self._server.channel_class = deadline_channel(request_deadline_s)
         self._thread: threading.Thread | None = None
         self._closed = False
 
