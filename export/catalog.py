@@ -48,7 +48,12 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
             continue
         seen[row["id"]] = line
         image = resolve_path(row["image"], path)
-        if not image.is_file():
+        try:
+            found = image.is_file()
+        except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte, ...
+            problems.append(Problem(line, f"image path cannot be used ({exc.strerror if isinstance(exc, OSError) else exc})"))
+            continue
+        if not found:
             problems.append(Problem(line, f"image not found: {image}"))
             continue
         rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"]))
