@@ -236,6 +236,8 @@ def _register_kiosk(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--queue", type=int, default=None, help="queries that may wait for a worker before 503 (default: 2 x workers)")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds until a query is answered 504 (default: 15)")
     p.add_argument("--max-upload-mb", type=float, default=15.0, help="largest accepted upload in MB (default: 15)")
+    p.add_argument("--request-deadline", type=float, default=60.0, help="seconds a request may take to arrive in full, "
+                   "however steadily it trickles in (default: 60)")
     add_backend_options(p)
     p.set_defaults(handler=_kiosk)
 
@@ -246,15 +248,17 @@ def _kiosk(args: argparse.Namespace) -> int:
     from .kiosk.api import KioskLimits
     from .kiosk.server import open_kiosk
 
-    if args.workers < 1 or (args.queue is not None and args.queue < 0) or args.timeout <= 0 or args.max_upload_mb <= 0:
-        raise ShadematchError("need --workers >= 1, --queue >= 0, --timeout > 0 and --max-upload-mb > 0")
+    if (args.workers < 1 or (args.queue is not None and args.queue < 0) or args.timeout <= 0 or args.max_upload_mb <= 0
+            or args.request_deadline <= 0):
+        raise ShadematchError("need --workers >= 1, --queue >= 0, --timeout > 0, --max-upload-mb > 0 and --request-deadline > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
     # Workers run queries side by side: share the cores among them rather than oversubscribe.
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     try:
         server = open_kiosk(resolve_bundle(args.bundle), backend=args.backend, threads=threads, host=args.host,
-                            port=args.port, workers=args.workers, queue=args.queue, limits=limits)
+                            port=args.port, workers=args.workers, queue=args.queue, limits=limits,
+                            request_deadline_s=args.request_deadline)
     except OSError as exc:
         raise ShadematchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     # Tests and scripts read this line to learn the port when --port 0 is given.

@@ -231,7 +231,8 @@ def test_cli_serves_and_prints_its_address(demo_bundle: Path) -> None:
         process.wait(timeout=10)
 
 
-@pytest.mark.parametrize("option", [["--workers", "0"], ["--timeout", "0"], ["--max-upload-mb", "-1"], ["--queue", "-1"]])
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--timeout", "0"], ["--max-upload-mb", "-1"], ["--queue", "-1"],
+                                    ["--request-deadline", "0"]])
 def test_cli_refuses_impossible_limits(demo_bundle: Path, option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     from runtime.cli import main
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
+import itertools
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -66,7 +68,7 @@ class RssSampler:
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     command = [str(args.executable)] if args.executable else [sys.executable, "-m", "runtime.cli"]
     command += ["kiosk", "--bundle", str(args.bundle), "--port", "0", "--workers", str(args.workers),
-                "--threads", str(args.threads)]
+                "--threads", str(args.threads), "--request-deadline", str(args.request_deadline)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = process.stdout.readline()
     if not line.startswith("shadematch kiosk: serving"):
@@ -130,6 +132,63 @@ def malformed_requests(client: KioskClient) -> list[tuple[str, int, object]]:
     ]
 
 
+def drip(client: KioskClient, stop: threading.Event, every_s: float = 1.0) -> float | None:
+    """A slow client: request headers one byte a second. Returns after how many seconds the server closed the
+    connection (None: still open when the round ended)."""
+    started = time.perf_counter()
+    connection = socket.create_connection((client.host, client.port), timeout=10)
+    try:
+        for byte in itertools.cycle(b"POST /api/query HTTP/1.1\r\nX-Slow: "):
+            if stop.wait(every_s):
+                return None
+            try:
+                connection.sendall(bytes([byte]))
+                connection.settimeout(0.01)
+                if connection.recv(1) == b"":
+                    return time.perf_counter() - started
+            except socket.timeout:
+                continue
+            except OSError:
+                return time.perf_counter() - started
+    finally:
+        connection.close()
+    return None
+
+
+def mixed_round(client: KioskClient, requests: int, concurrency: int, malformed_clients: int, drippers: int,
+                deadline_s: float) -> dict:
+    """Well-formed queries at ``concurrency`` while ``malformed_clients`` send bad requests in a loop and
+    ``drippers`` trickle their requests in: the well-formed ones must all be answered, and the drippers must be
+    cut off once the server's request deadline has passed (they are given it plus 5 s)."""
+    stop = threading.Event()
+    cut_after: list[float | None] = []
+    bad_answers: list[dict] = []
+    malformed = [m for m in malformed_requests(client) if "megapixel" not in m[0]]  # the 50 MP one is tried once above
+
+    def bad_client(offset: int) -> None:
+        for name, expected, call in itertools.islice(itertools.cycle(malformed), offset, None):
+            if stop.is_set():
+                return
+            status = call().status
+            bad_answers.append({"request": name, "expected": expected, "status": status})
+
+    with ThreadPoolExecutor(malformed_clients + drippers) as noise:
+        drips = [noise.submit(drip, client, stop) for _ in range(drippers)]
+        bad = [noise.submit(bad_client, i) for i in range(malformed_clients)]
+        good = load_round(client, requests, concurrency)
+        waited = time.perf_counter()
+        while not all(d.done() for d in drips) and time.perf_counter() - waited < deadline_s + 5:
+            time.sleep(0.2)
+        stop.set()
+        cut_after = [d.result() for d in drips]
+        for future in bad:
+            future.result()
+    wrong = [a for a in bad_answers if a["status"] != a["expected"]]
+    return {**good, "malformed_clients": malformed_clients, "malformed_requests": len(bad_answers),
+            "malformed_wrong_status": wrong[:10], "drippers": drippers,
+            "drippers_cut_after_s": [None if c is None else round(c, 1) for c in cut_after]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True)
@@ -139,6 +198,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per query")
     parser.add_argument("--rss-bound-mb", type=float, default=64.0)
+    parser.add_argument("--malformed-clients", type=int, default=2, help="clients sending bad requests during round 3")
+    parser.add_argument("--drippers", type=int, default=8, help="clients trickling a request in during round 3")
+    parser.add_argument("--request-deadline", type=float, default=5.0, help="the server's --request-deadline (s)")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
 
@@ -161,6 +223,8 @@ def main() -> int:
                 malformed.append({"request": name, "expected": expected, "status": reply.status,
                                   "message": message[:160], "still_serving": healthy})
             second = load_round(client, args.requests, args.concurrency)
+            third = mixed_round(client, args.requests, args.concurrency, args.malformed_clients, args.drippers,
+                                args.request_deadline)
             rss_end = rss_mb(process.pid)
         peak = sampler.peak
     finally:
@@ -171,12 +235,14 @@ def main() -> int:
     report = {
         "server": "executable " + str(args.executable) if args.executable else f"python -m runtime.cli ({sys.version.split()[0]})",
         "bundle": args.bundle.name, "workers": args.workers, "onnx_threads": args.threads,
-        "round_1": first, "round_2": second, "malformed": malformed,
+        "round_1": first, "round_2": second, "round_3_mixed": third, "malformed": malformed,
         "rss_mb": {"warm": round(rss_warm, 1), "after_round_1": round(rss_after_first, 1), "end": round(rss_end, 1),
                    "peak": round(peak, 1), "growth_warm_to_end": round(growth, 1), "bound": args.rss_bound_mb},
         "machine": describe_machine(),
     }
-    failures = [f"round {i}: {r['errors']} errors" for i, r in ((1, first), (2, second)) if r["errors"]]
+    failures = [f"round {i}: {r['errors']} errors" for i, r in ((1, first), (2, second), (3, third)) if r["errors"]]
+    failures += [f"round 3: {len(third['malformed_wrong_status'])} bad requests with the wrong status"] if third["malformed_wrong_status"] else []
+    failures += ["round 3: a dripping client was never cut off"] if None in third["drippers_cut_after_s"] else []
     failures += [f"{m['request']}: {m['status']} (expected {m['expected']})" for m in malformed
                  if m["status"] != m["expected"] or not m["still_serving"]]
     if growth > args.rss_bound_mb:
@@ -184,7 +250,7 @@ def main() -> int:
     report["failures"] = failures
     name = "report-executable" if args.executable else "report"
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("round_1", "round_2", "rss_mb", "failures")}, indent=1))
+    print(json.dumps({k: report[k] for k in ("round_1", "round_2", "round_3_mixed", "rss_mb", "failures")}, indent=1))
     return 1 if failures else 0
 
 
