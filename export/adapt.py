@@ -19,14 +19,14 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from runtime.bundle.adaptation import Scatter
 from runtime.embedder import Embedder
 from runtime.image import load_image
 from runtime.pooling import l2_normalize
 from runtime.projection import Projection
 
 from .catalog import CatalogRow
-from .projection import (SHRINKAGE_FROM_IMAGES, SHRINKAGE_FROM_VIEWS, Scatter, learn_adapted_projection,
-                         learn_projection)
+from .projection import SHRINKAGE_FROM_IMAGES, SHRINKAGE_FROM_VIEWS, learn_adapted_projection, learn_projection
 from .train.augment import store_like
 
 PROJECTIONS = ("adapted", "pca", "none")

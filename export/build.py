@@ -11,7 +11,8 @@ import numpy as np
 
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
-from runtime.catalog import CatalogItem
+from runtime.bundle.catalog import CatalogItem
+from runtime.bundle.write import check_target, write_bundle
 from runtime.embedder import Embedder
 from runtime.errors import CatalogError, ModelCardError
 from runtime.index import IndexParams, VisualIndex
@@ -19,7 +20,6 @@ from runtime.modelcard import ModelCard, card_path_for
 from runtime.pooling import DEFAULT_LEVELS
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
-from .bundle import check_target, write_bundle
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
 from .projection import check_dims, learn_projection

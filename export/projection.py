@@ -18,13 +18,12 @@ seconds at D = 1280 whatever the catalogue size (rows beyond FIT_ROWS are a seed
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from sklearn.decomposition import PCA
 
+from runtime.bundle.adaptation import Scatter
 from runtime.projection import Projection
 
 #: Rows a projection is fitted on at most (a seeded sample beyond that).
@@ -59,44 +58,6 @@ def learn_projection(vectors: np.ndarray, dims: int, fit_rows: int = FIT_ROWS, s
     info = {"kind": "pca", "in_dim": width, "out_dim": dims, "fit_rows": len(sample),
             "variance_kept": round(float(pca.explained_variance_ratio_.sum()), 4)}
     return projection, info
-
-
-@dataclass(frozen=True)
-class Scatter:
-    """What an adapted projection is made from: the samples' mean, within- and between-product scatter (D, D),
-    and how many products. Kept in the bundle (`adaptation.npz`) so that `shadematch tune` can re-make the
-    projection with another shrinkage without the catalogue's images."""
-
-    mean: np.ndarray
-    within: np.ndarray
-    between: np.ndarray
-    groups: int
-    rows: int
-
-
-
-def save_adaptation(path: Path, scatter: Scatter, descriptors: np.ndarray) -> None:
-    """`adaptation.npz`: the scatter and the catalogue's rows before projection (float16: half the bytes, and
-    float16 rounding moves a cosine by ~1e-3, below what re-tuning a shrinkage can see)."""
-    np.savez(path, mean=scatter.mean.astype(np.float32), within=scatter.within.astype(np.float32),
-             between=scatter.between.astype(np.float32), groups=np.int64(scatter.groups), rows=np.int64(scatter.rows),
-             descriptors=np.asarray(descriptors, dtype=np.float16))
-
-
-def load_adaptation(path: Path) -> tuple[Scatter, np.ndarray]:
-    """The scatter and the float32 rows before projection from `adaptation.npz`; ValueError if malformed."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            scatter = Scatter(data["mean"].astype(np.float64), data["within"].astype(np.float64),
-                              data["between"].astype(np.float64), int(data["groups"]), int(data["rows"]))
-            descriptors = data["descriptors"].astype(np.float32)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: not a valid adaptation file ({exc})") from None
-    width = len(scatter.mean)
-    if scatter.within.shape != (width, width) or scatter.between.shape != (width, width) or descriptors.ndim != 2 \
-            or descriptors.shape[1] != width:
-        raise ValueError(f"{path}: adaptation arrays disagree on the descriptor width {width}")
-    return scatter, descriptors
 
 
 def product_scatter(vectors: np.ndarray, groups: Sequence[str], fit_rows: int = FIT_ROWS, seed: int = 0) -> Scatter:

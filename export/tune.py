@@ -21,6 +21,8 @@ import numpy as np
 from runtime import bundle as layout
 from runtime.backends import open_backend
 from runtime.bundle import Bundle, open_bundle
+from runtime.bundle.adaptation import load_adaptation
+from runtime.bundle.write import derive_bundle
 from runtime.embedder import Embedder
 from runtime.evaluate import Query, read_queries
 from runtime.index import IndexParams, VisualIndex
@@ -28,8 +30,7 @@ from runtime.metrics import average_precision_at_k, mean
 from runtime.projection import Projection
 from runtime.search import two_stage_search
 
-from .bundle import derive_bundle
-from .projection import adapted_projection, load_adaptation
+from .projection import adapted_projection
 
 SHRINKAGES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 KS = (0, 1, 2, 3, 4, 5, 6)

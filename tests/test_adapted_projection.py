@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 from export.build import BuildOptions, build_bundle  # noqa: E402
-from export.projection import adapted_projection, learn_adapted_projection, load_adaptation  # noqa: E402
+from export.projection import adapted_projection, learn_adapted_projection  # noqa: E402
+from runtime.bundle.adaptation import load_adaptation  # noqa: E402
 from runtime.bundle import ADAPTATION_FILE, PROJECTION_FILE, open_bundle  # noqa: E402
 from runtime.cli import main  # noqa: E402
 from runtime.errors import CatalogError  # noqa: E402

@@ -136,3 +136,13 @@ def test_bundle_without_pictures_has_none(bundle_copy: Path) -> None:
     _edit_manifest(bundle_copy, strip)
     bundle = open_bundle(bundle_copy)
     assert bundle.picture(0) is None
+
+
+def test_the_bundle_format_and_the_engine_plans_do_not_import_each_other() -> None:
+    """Both hash files: they share runtime.checksums instead of importing each other (the old hidden circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, runtime.engines.plans; assert 'runtime.bundle' not in sys.modules, 'plans imports bundle'; "
+            "import runtime.bundle.layout, runtime.bundle.manifest; print('ok')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"

@@ -1,11 +1,11 @@
-"""runtime.catalog.CatalogRows: catalog.jsonl parsed on access, same rows as the eager reader."""
+"""runtime.bundle.catalog.CatalogRows: catalog.jsonl parsed on access, same rows as the eager reader."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from runtime.catalog import CatalogItem, CatalogRows, read_catalog, write_catalog
+from runtime.bundle.catalog import CatalogItem, CatalogRows, read_catalog, write_catalog
 from runtime.errors import BundleError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from runtime.catalog import CatalogItem
+from runtime.bundle.catalog import CatalogItem
 from runtime.errors import BundleError
 from runtime.kiosk.pool import Busy, QueryPool, QueryTimeout
 from runtime.kiosk.thumbnails import CatalogThumbnails

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..checksums import sha256_file
 from ..errors import BackendError
 
 FORMAT_NAME = "shadematch-plan"
@@ -159,7 +160,6 @@ def choose_plan(model: Path, device_for: Callable[[str], DeviceInfo]) -> tuple[P
     library, no pycuda, no GPU); it is only called for flavours that some plan was built with. NoPlanError
     when there is no plan at all, BackendError naming every reason when none fits.
     """
-    from ..bundle import sha256_file  # the bundle module's one hashing helper
 
     sidecars = find_plans(model)
     if not sidecars:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..catalog import CatalogItem
+from ..bundle.catalog import CatalogItem
 from ..image import load_image
 
 #: Longest side of a served picture, in pixels.

@@ -1,73 +1,29 @@
 """Opening a bundle: the one offline artefact a kiosk loads (models, index, text map, catalogue, manifest).
 
-Everything is checked before anything is used: the format version, that every listed file is there with
-its recorded size and sha256, and that the parts agree with each other (row counts, dimensions).
+Everything is checked before anything is used: the manifest (runtime.bundle.manifest), that every listed file is
+there with its recorded size and sha256, and that the parts agree with each other (row counts, dimensions).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..checksums import sha256_files
+from ..engines.plans import PlanManifest
+from ..errors import BackendError, BundleError, ModelCardError
+from ..index import VisualIndex
+from ..modelcard import ModelCard
+from ..projection import Projection
+from ..textmap import TextNeighbours
 from .catalog import CatalogItem, CatalogRows
-from .errors import BackendError, BundleError, ModelCardError
-from .index import VisualIndex
+from .layout import (BACKENDS, CARD_FILE, CATALOG_FILE, ENGINES_DIR, FORMAT_NAME, MANIFEST, MODEL_FILE, PICTURES_DIR,
+                     PROJECTION_FILE, READABLE_VERSIONS, TEXT_MAP_FILE, VECTORS_FILE, picture_name)
 from .manifest import Manifest
-from .modelcard import ModelCard
-from .projection import Projection
-from .textmap import TextNeighbours
-
-FORMAT_NAME = "shadematch-bundle"
-#: The newest format this shadematch writes and reads. Version 2 adds a descriptor projection
-#: (`projection.npz`); a bundle without one is still written as version 1, so older kiosks keep opening it,
-#: while a version-1 reader refuses a projected bundle by its version instead of failing on dimensions.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-MANIFEST = "manifest.json"
-MODEL_FILE = "models/visual.onnx"
-CARD_FILE = "models/visual.card.json"
-VECTORS_FILE = "vectors.npy"
-INDEX_FILE = "index.bin"
-TEXT_MAP_FILE = "text_map.npz"
-CATALOG_FILE = "catalog.jsonl"
-PROJECTION_FILE = "projection.npz"
-#: An adapted projection's scatter and the catalogue rows before projection: read only by `shadematch tune`.
-ADAPTATION_FILE = "adaptation.npz"
-ENGINES_DIR = "engines"
-#: Catalogue pictures for the kiosk's cards, one JPEG per row (`picture_name`): a moved bundle keeps them.
-PICTURES_DIR = "pictures"
-#: Longest side of a carried picture, in pixels (a kiosk card shows ~400).
-PICTURE_SIDE = 480
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_files(paths: Sequence[Path], workers: int | None = None) -> list[str]:
-    """The sha256 of each file, in the given order, hashed side by side.
-
-    hashlib and file reads release the GIL, so threads hash on every core: at 500K items the two big files
-    (vectors, index: 2.5 GB each) take the time of one instead of two. Biggest first keeps the cores busy."""
-    workers = workers or max(1, min(len(paths), os.cpu_count() or 1))
-    biggest_first = sorted(range(len(paths)), key=lambda i: -Path(paths[i]).stat().st_size)
-    digests: list[str] = [""] * len(paths)
-    with ThreadPoolExecutor(workers, thread_name_prefix="sha256") as pool:
-        for i, digest in zip(biggest_first, pool.map(sha256_file, [paths[i] for i in biggest_first])):
-            digests[i] = digest
-    return digests
 
 
 @dataclass
@@ -124,11 +80,6 @@ class Bundle:
             return None
         path = self.path / PICTURES_DIR / picture_name(row)
         return path if path.is_file() else None
-
-
-def picture_name(row: int) -> str:
-    """File name of catalogue row ``row``'s picture inside ``PICTURES_DIR``."""
-    return f"{row:06d}.jpg"
 
 
 class ProductsByRow:
@@ -246,8 +197,6 @@ def _check_engines(path: Path, manifest: dict[str, Any], card: ModelCard) -> Non
     """Engines are optional (format 1 bundles written before them have none); when present, every plan and
     sidecar is listed (so checksummed), describes the bundle's model, and nothing unlisted sits beside them
     (the TensorRT backend would otherwise consider it)."""
-    from .engines.plans import PlanManifest  # light, but only bundles with engines need it
-
     backend = manifest.get("backend", "auto")
     if backend not in BACKENDS:
         raise BundleError(f"{path}: unknown backend {backend!r} in the manifest (known: {', '.join(BACKENDS)})")

@@ -1,6 +1,6 @@
 """Writing a bundle atomically: everything goes to a temporary sibling directory, which replaces the
 target only once complete, so a failed or interrupted build never leaves a half-written bundle and never
-loses the bundle that was there before."""
+loses the bundle that was there before. Used by `build`, `build-vectors` and `tune` (derive_bundle)."""
 from __future__ import annotations
 
 import glob
@@ -16,19 +16,19 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from runtime import __version__
-from runtime import bundle as layout
-from runtime.catalog import CatalogItem, write_catalog
-from runtime.engines.plans import PlanManifest, sidecar_for
-from runtime.errors import BackendError, BundleError
-from runtime.image import load_image
-from runtime.index import VisualIndex
-from runtime.modelcard import ModelCard
-from runtime.projection import Projection
-from runtime.textmap import TextNeighbours
-from runtime.versions import installed_versions
-
-from .projection import Scatter, save_adaptation
+from .. import __version__
+from ..checksums import sha256_file, sha256_files
+from ..engines.plans import PlanManifest, sidecar_for
+from ..errors import BackendError, BundleError
+from ..image import load_image
+from ..index import VisualIndex
+from ..modelcard import ModelCard
+from ..projection import Projection
+from ..textmap import TextNeighbours
+from ..versions import installed_versions
+from . import layout
+from .adaptation import Scatter, save_adaptation
+from .catalog import CatalogItem, write_catalog
 
 _LIBRARIES = ("numpy", "onnxruntime", "hnswlib", "Pillow", "scikit-learn", "onnx", "torch")
 
@@ -228,7 +228,7 @@ def _file_entries(folder: Path) -> dict[str, dict[str, Any]]:
     """The manifest's `files`: size and sha256 of every file under ``folder`` but the manifest (hashed side by side)."""
     paths = sorted(path for path in folder.rglob("*") if path.is_file() and path != folder / layout.MANIFEST)
     return {str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": digest}
-            for path, digest in zip(paths, layout.sha256_files(paths))}
+            for path, digest in zip(paths, sha256_files(paths))}
 
 
 def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:
@@ -241,7 +241,7 @@ def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:
         raise BundleError(str(exc)) from None
     if manifest.plan != plan.name:
         raise BundleError(f"{sidecar_for(plan).name} describes {manifest.plan}, not {plan.name}")
-    if layout.sha256_file(plan) != manifest.plan_sha256:
+    if sha256_file(plan) != manifest.plan_sha256:
         raise BundleError(f"{plan}: checksum does not match its manifest; the plan was modified or corrupted")
     if manifest.onnx_sha256 != card.sha256:
         raise BundleError(

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence, overload
 
 import numpy as np
 
-from .errors import BundleError
+from ..errors import BundleError
 
 
 @dataclass(frozen=True)

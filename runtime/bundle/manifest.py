@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from .errors import BundleError
-from .index import IndexParams
+from ..errors import BundleError
+from ..index import IndexParams
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Upper bounds that no real bundle reaches but that keep a hostile manifest from asking for absurd work.
