@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from runtime.backends import open_backend
-from runtime.text.detector import DEFAULT_TEXT_MODEL
+from runtime.reading.detector import DEFAULT_TEXT_MODEL
 
 SIZES = (320, 512)
 

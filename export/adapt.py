@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from runtime.bundle.adaptation import Scatter
-from runtime.embedder import Embedder
-from runtime.image import load_image
-from runtime.pooling import l2_normalize
-from runtime.projection import Projection
+from runtime.describe.embedder import Embedder
+from runtime.describe.image import load_image
+from runtime.describe.pooling import l2_normalize
+from runtime.describe.projection import Projection
 
 from .catalog import CatalogRow
 from .projection import SHRINKAGE_FROM_IMAGES, SHRINKAGE_FROM_VIEWS, learn_adapted_projection, learn_projection

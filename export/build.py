@@ -13,11 +13,11 @@ from runtime.backends import open_backend
 from runtime.bundle import sha256_file
 from runtime.bundle.catalog import CatalogItem
 from runtime.bundle.write import check_target, write_bundle
-from runtime.embedder import Embedder
+from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ModelCardError
-from runtime.index import IndexParams, VisualIndex
-from runtime.modelcard import ModelCard, card_path_for
-from runtime.pooling import DEFAULT_LEVELS
+from runtime.search.index import IndexParams, VisualIndex
+from runtime.describe.modelcard import ModelCard, card_path_for
+from runtime.describe.pooling import DEFAULT_LEVELS
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
 from .catalog import read_catalog_csv, settle_problems
@@ -54,7 +54,7 @@ class BuildOptions:
     #: projection and the vote, and costs catalogue-only less than a point of mAP@7 (benchmarks/grocery/README.md).
     k: int = 1
     top: int = 7
-    #: Visual top-m whose product vote picks the first result (runtime.search.vote_by_product); 0 = off.
+    #: Visual top-m whose product vote picks the first result (runtime.search.two_stage.vote_by_product); 0 = off.
     vote: int = 10
     #: Carry a small JPEG of every catalogue image (the kiosk's cards), so the bundle needs nothing outside it.
     pictures: bool = True
@@ -63,7 +63,7 @@ class BuildOptions:
     #: (the default), "pca" (with reduce_dim) or "none".
     projection: str = "adapted"
     #: Dimensions the index keeps (0: every direction that separates products for "adapted"; a PCA needs N): for
-    #: large catalogues, where index size, build, load and query time grow with the dimension (runtime.projection).
+    #: large catalogues, where index size, build, load and query time grow with the dimension (runtime.describe.projection).
     reduce_dim: int = 0
     #: Store-like views per single-image product (the adapted projection's within-product variation there).
     views: int = 16

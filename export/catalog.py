@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import CatalogError
-from runtime.tables import read_table, resolve_path
+from runtime.tools.tables import read_table, resolve_path
 
 #: How many problems an aborted build lists before "and N more".
 _SHOWN_PROBLEMS = 20

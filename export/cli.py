@@ -193,7 +193,7 @@ def _text_export(args: argparse.Namespace) -> int:
         from .train.checkpoint import load_checkpoint, recorded_config
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    from runtime.text.detector import TextDetector
+    from runtime.reading.detector import TextDetector
 
     state = load_checkpoint(args.checkpoint)
     training = {"config": recorded_config(state["config"]), "steps_done": state["step"]}
@@ -224,7 +224,7 @@ def _text_eval(args: argparse.Namespace) -> int:
         from .text.evaluate import evaluate_detector
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    from runtime.text.detector import DEFAULT_TEXT_MODEL, TextDetector
+    from runtime.reading.detector import DEFAULT_TEXT_MODEL, TextDetector
 
     with TextDetector.open(args.model or DEFAULT_TEXT_MODEL, args.backend or "auto", args.threads, score_threshold=args.threshold) as detector:
         score = evaluate_detector(detector, args.data).to_dict()
@@ -415,7 +415,7 @@ def _build_vectors(args: argparse.Namespace) -> int:
 
         from .build import BuildOptions, build_bundle_from_vectors
         from .textmap import TextMapParams
-        from runtime.index import IndexParams
+        from runtime.search.index import IndexParams
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
     base = IndexParams()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.evaluate import evaluate, read_queries
+from runtime.tools.evaluate import evaluate, read_queries
 from runtime.retriever import Retriever
 
 from .build import BuildOptions, build_bundle

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.backends import open_backend
-from runtime.embedder import Embedder
+from runtime.describe.embedder import Embedder
 from runtime.errors import ImageError
-from runtime.modelcard import ModelCard
+from runtime.describe.modelcard import ModelCard
 
 from .catalog import CatalogRow, Problem
 

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from runtime.embedder import Embedder
+from runtime.describe.embedder import Embedder
 from runtime.errors import ImageError
 
 from .catalog import CatalogRow, Problem

@@ -1,4 +1,4 @@
-"""Learning a bundle's descriptor projection (runtime.projection) at build time.
+"""Learning a bundle's descriptor projection (runtime.describe.projection) at build time.
 
 Two kinds:
 
@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from runtime.bundle.adaptation import Scatter
-from runtime.projection import Projection
+from runtime.describe.projection import Projection
 
 #: Rows a projection is fitted on at most (a seeded sample beyond that).
 FIT_ROWS = 100_000

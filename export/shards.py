@@ -25,9 +25,9 @@ import numpy as np
 
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
-from runtime.embedder import Embedder
+from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ImageError
-from runtime.modelcard import ModelCard
+from runtime.describe.modelcard import ModelCard
 
 from .catalog import CatalogRow, Problem
 

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from runtime.textmap import TextNeighbours
+from runtime.search.textmap import TextNeighbours
 
 
 @dataclass(frozen=True)

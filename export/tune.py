@@ -23,12 +23,12 @@ from runtime.backends import open_backend
 from runtime.bundle import Bundle, open_bundle
 from runtime.bundle.adaptation import load_adaptation
 from runtime.bundle.write import derive_bundle
-from runtime.embedder import Embedder
-from runtime.evaluate import Query, read_queries
-from runtime.index import IndexParams, VisualIndex
-from runtime.metrics import average_precision_at_k, mean
-from runtime.projection import Projection
-from runtime.search import two_stage_search
+from runtime.describe.embedder import Embedder
+from runtime.tools.evaluate import Query, read_queries
+from runtime.search.index import IndexParams, VisualIndex
+from runtime.tools.metrics import average_precision_at_k, mean
+from runtime.describe.projection import Projection
+from runtime.search.two_stage import two_stage_search
 
 from .projection import adapted_projection
 

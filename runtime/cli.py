@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .backends import backend_names
 from .errors import ShadematchError
-from .locate import resolve_bundle
+from .bundle.locate import resolve_bundle
 
 ENTRY_POINT_GROUP = "shadematch.commands"
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_bundle_option(parser: argparse.ArgumentParser) -> None:
-    """--bundle; the standalone executable falls back to the bundle beside it (runtime.locate)."""
+    """--bundle; the standalone executable falls back to the bundle beside it (runtime.bundle.locate)."""
     parser.add_argument("--bundle", type=Path, default=None,
                         help="bundle directory (standalone executable: default bundle/ beside it)")
 
@@ -173,7 +173,7 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, read_queries
+    from .tools.evaluate import evaluate, read_queries
     from .retriever import Retriever
 
     queries = read_queries(args.queries)
@@ -194,7 +194,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _register_text(commands: argparse._SubParsersAction) -> None:
-    from .text.detector import DEFAULT_TEXT_MODEL
+    from .reading.detector import DEFAULT_TEXT_MODEL
 
     p = commands.add_parser("text", help="detect text in a photo", description="Detect text boxes with the EAST model; optionally draw them.")
     p.add_argument("image", type=Path, metavar="IMAGE", help="photo file")
@@ -207,9 +207,9 @@ def _register_text(commands: argparse._SubParsersAction) -> None:
 
 
 def _text(args: argparse.Namespace) -> int:
-    from .image import load_image
-    from .text.detector import TextDetector
-    from .text.overlay import draw_overlay
+    from .describe.image import load_image
+    from .reading.detector import TextDetector
+    from .reading.overlay import draw_overlay
 
     with TextDetector.open(args.model, args.backend or "auto", args.threads, score_threshold=args.threshold) as detector:
         boxes = detector.detect(args.image)
@@ -295,7 +295,7 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchOptions, query_images, run_bench, to_markdown, write_report
+    from .tools.bench import BenchOptions, query_images, run_bench, to_markdown, write_report
 
     if args.repeats < 1:
         raise ShadematchError(f"--repeats must be at least 1, got {args.repeats}")

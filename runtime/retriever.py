@@ -10,9 +10,9 @@ import numpy as np
 
 from .backends import Backend, open_backend
 from .bundle import Bundle, open_bundle
-from .embedder import Embedder
-from .image import ImageSource
-from .search import Hit, two_stage_search
+from .describe.embedder import Embedder
+from .describe.image import ImageSource
+from .search.two_stage import Hit, two_stage_search
 
 
 @dataclass(frozen=True)

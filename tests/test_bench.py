@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bench import STAGES, THROUGHPUT_BATCHES, to_markdown
+from runtime.tools.bench import STAGES, THROUGHPUT_BATCHES, to_markdown
 from runtime.cli import main
 
 

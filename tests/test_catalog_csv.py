@@ -1,4 +1,4 @@
-"""export.catalog (catalogue CSV ingestion) and runtime.tables (CSV tables with line-numbered errors)."""
+"""export.catalog (catalogue CSV ingestion) and runtime.tools.tables (CSV tables with line-numbered errors)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from PIL import Image
 
 from export.catalog import CatalogRow, Problem, read_catalog_csv, settle_problems
 from runtime.errors import CatalogError
-from runtime.tables import read_table, resolve_path
+from runtime.tools.tables import read_table, resolve_path
 
 DEMO_CSV = Path(__file__).resolve().parents[1] / "export" / "demo" / "catalog.csv"
 

@@ -36,7 +36,7 @@ def test_ray_reports_bad_images_by_line(local_ray, tmp_path: Path) -> None:
     from export.catalog import read_catalog_csv
     from export.build import load_checked_card
     from export.distributed import extract_on_ray
-    from runtime.pooling import DEFAULT_LEVELS
+    from runtime.describe.pooling import DEFAULT_LEVELS
 
     from .conftest import MODEL
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.text import decode, polygon_area, polygon_iou
+from runtime.reading import decode, polygon_area, polygon_iou
 
 STRIDE = 4
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from runtime.bundle import sha256_file
 from runtime.engines.plans import PlanManifest, sidecar_for
 from runtime.errors import BackendError, EngineError
-from runtime.modelcard import ModelCard, card_path_for
+from runtime.describe.modelcard import ModelCard, card_path_for
 from tests.conftest import DEFAULT_MODEL
 from tests.engine_fixtures import ENGINES, needs_rtx, shipped_models
 

@@ -10,9 +10,9 @@ import pytest
 
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
-from runtime.embedder import Embedder
+from runtime.describe.embedder import Embedder
 from runtime.engines.plans import PlanManifest, sidecar_for
-from runtime.modelcard import ModelCard, card_path_for
+from runtime.describe.modelcard import ModelCard, card_path_for
 from tests.conftest import DEMO, MODEL
 from tests.engine_fixtures import ENGINES, needs_rtx
 
@@ -58,7 +58,7 @@ def test_text_calibration_samples_share_one_shape() -> None:
     text detector's photos of several aspect ratios are padded to one square shape."""
     pytest.importorskip("sklearn")
     from export.engine.precision import CatalogReader, calibration_images
-    from runtime.image import load_and_prepare
+    from runtime.describe.image import load_and_prepare
 
     card = ModelCard.load(card_path_for(ENGINES / "east_lite0.onnx"))
     images = calibration_images(DEMO / "catalog.csv", 24)

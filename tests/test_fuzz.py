@@ -15,8 +15,8 @@ from werkzeug.test import Client
 from export.catalog import read_catalog_csv, settle_problems
 from runtime import Retriever
 from runtime.errors import ImageError, ShadematchError
-from runtime.evaluate import read_queries
-from runtime.image import load_image
+from runtime.tools.evaluate import read_queries
+from runtime.describe.image import load_image
 from runtime.kiosk.api import KioskApp
 from runtime.kiosk.pool import QueryPool
 

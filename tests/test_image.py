@@ -1,4 +1,4 @@
-"""runtime.image: decoding real files made with Pillow, model-input preparation, and every ImageError."""
+"""runtime.describe.image: decoding real files made with Pillow, model-input preparation, and every ImageError."""
 from __future__ import annotations
 
 import io
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, features
 
 from runtime.errors import ImageError, ImageTooLargeError
-from runtime.image import ACCEPTED_FORMATS, load_and_prepare, load_image, prepare
-from runtime.modelcard import InputSpec
+from runtime.describe.image import ACCEPTED_FORMATS, load_and_prepare, load_image, prepare
+from runtime.describe.modelcard import InputSpec
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 ORIENTATION = 0x0112

@@ -1,4 +1,4 @@
-"""runtime.index: HNSW recall against brute force, exact search, persistence and errors."""
+"""runtime.search.index: HNSW recall against brute force, exact search, persistence and errors."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import BundleError
-from runtime.index import IndexParams, VisualIndex
+from runtime.search.index import IndexParams, VisualIndex
 
 TOP = 7
 
@@ -179,7 +179,7 @@ def test_corrupt_index_file_raises_bundle_error(tmp_path: Path, small_saved, dam
     }[damage]
     bad = tmp_path / "index.bin"
     bad.write_bytes(broken)
-    # runtime.hnsw_file names the fault before hnswlib sees the file
+    # runtime.search.hnsw_file names the fault before hnswlib sees the file
     with pytest.raises(BundleError, match="index.bin: (truncated|header element count|0 bytes, shorter)"):
         VisualIndex.load(vectors, bad, params)
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import BundleError
-from runtime.hnsw_file import _HEADER, IndexFileError, check_hnsw_file
-from runtime.index import IndexParams, VisualIndex, first_bad_row
+from runtime.search.hnsw_file import _HEADER, IndexFileError, check_hnsw_file
+from runtime.search.index import IndexParams, VisualIndex, first_bad_row
 
 ROWS, DIM = 1500, 16
 
@@ -105,7 +105,7 @@ def test_the_checked_open_survives_where_hnswlib_alone_would_crash(saved, tmp_pa
     (tmp_path / "index.bin").write_bytes(bytes(data))
     np.save(tmp_path / "vectors.npy", vectors)
     code = (
-        "import numpy as np; from pathlib import Path; from runtime.index import VisualIndex, IndexParams\n"
+        "import numpy as np; from pathlib import Path; from runtime.search.index import VisualIndex, IndexParams\n"
         "from runtime.errors import BundleError\n"
         f"v = np.load({str(tmp_path / 'vectors.npy')!r})\n"
         "try:\n"

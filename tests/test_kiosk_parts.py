@@ -13,7 +13,7 @@ from runtime.bundle.catalog import CatalogItem
 from runtime.errors import BundleError
 from runtime.kiosk.pool import Busy, QueryPool, QueryTimeout
 from runtime.kiosk.thumbnails import CatalogThumbnails
-from runtime.locate import resolve_bundle
+from runtime.bundle.locate import resolve_bundle
 
 
 def test_pool_refuses_beyond_workers_plus_queue() -> None:

@@ -87,7 +87,7 @@ def test_output_shapes_and_ranges(east):
 
 
 def test_text_mask_is_pooled_probability_as_at_runtime():
-    from runtime.text.detector import text_mask
+    from runtime.reading.detector import text_mask
 
     model = MANet(0, FakeEAST(), pretrained=False, use_saliency=False).eval()
     image = torch.zeros(1, 3, 160, 96)

@@ -70,7 +70,7 @@ def test_short_run_learns_and_resumes(examples, tmp_path: Path) -> None:
 @pytest.mark.parametrize("constant", [None, 0.1, 0.2, 0.7])
 def test_srmac_head_pools_exactly_what_the_runtime_indexes(constant) -> None:
     from export.models.manet import srmac_pool
-    from runtime.pooling import srmac
+    from runtime.describe.pooling import srmac
 
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 6, (3, 1280, 8, 8)).astype(np.float32)

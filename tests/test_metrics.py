@@ -1,9 +1,9 @@
-"""runtime.metrics: AP@7 (Perfect-500K) worked out by hand."""
+"""runtime.tools.metrics: AP@7 (Perfect-500K) worked out by hand."""
 from __future__ import annotations
 
 import pytest
 
-from runtime.metrics import average_precision_at_k, mean
+from runtime.tools.metrics import average_precision_at_k, mean
 
 T, F = True, False
 

@@ -8,7 +8,7 @@ import pytest
 
 from runtime.bundle import sha256_file
 from runtime.errors import ModelCardError
-from runtime.modelcard import ModelCard
+from runtime.describe.modelcard import ModelCard
 
 from .conftest import MODEL
 

@@ -1,4 +1,4 @@
-"""runtime.pooling: R-MAC regions and SR-MAC against a slow, loop-based reference and hand-made cases."""
+"""runtime.describe.pooling: R-MAC regions and SR-MAC against a slow, loop-based reference and hand-made cases."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.pooling import DEFAULT_LEVELS, l2_normalize, rmac_regions, saliency_region, srmac
+from runtime.describe.pooling import DEFAULT_LEVELS, l2_normalize, rmac_regions, saliency_region, srmac
 
 
 def reference_srmac(X: np.ndarray, S: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_every_constant_saliency_map_is_salient_everywhere_at_runtime_and_in_tra
     once left no salient cell and an all-zero descriptor."""
     torch = pytest.importorskip("torch")
     from export.train.losses import binarise_at_mean
-    from runtime.pooling import saliency_region
+    from runtime.describe.pooling import saliency_region
 
     X = np.random.default_rng(5).random((1, 8, 10, 10), dtype=np.float32)
     for value in np.linspace(0.001, 1.0, 500, dtype=np.float32).tolist() + [0.1, 0.2, 0.3, 0.7]:

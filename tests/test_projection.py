@@ -14,7 +14,7 @@ from export.build import BuildOptions, build_bundle  # noqa: E402
 from export.projection import learn_projection  # noqa: E402
 from runtime.bundle import PROJECTION_FILE, open_bundle  # noqa: E402
 from runtime.errors import BundleError, CatalogError  # noqa: E402
-from runtime.projection import Projection  # noqa: E402
+from runtime.describe.projection import Projection  # noqa: E402
 from runtime.retriever import Retriever  # noqa: E402
 
 from .conftest import DEMO  # noqa: E402

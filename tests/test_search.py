@@ -1,4 +1,4 @@
-"""runtime.search: seed 000 Algorithm 1 on hand-made catalogues where every result can be worked out."""
+"""runtime.search.two_stage: seed 000 Algorithm 1 on hand-made catalogues where every result can be worked out."""
 from __future__ import annotations
 
 import math
@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from runtime.index import IndexParams, VisualIndex
-from runtime.search import TEXT, VISUAL, Hit, refine, two_stage_search, vote_by_product
-from runtime.textmap import TextNeighbours
+from runtime.search.index import IndexParams, VisualIndex
+from runtime.search.two_stage import TEXT, VISUAL, Hit, refine, two_stage_search, vote_by_product
+from runtime.search.textmap import TextNeighbours
 
 # Eight items on the unit circle at 0, 10, ..., 70 degrees; the query is at 0 degrees, so the visual
 # ranking is 0, 1, 2, ..., 7 and item i scores cos(10 i degrees).
@@ -181,8 +181,8 @@ def test_random_catalogues_obey_the_invariants(seed: int) -> None:
 
 
 def test_k_larger_than_top_is_clamped_to_top() -> None:
-    from runtime.search import refine
-    from runtime.textmap import TextNeighbours
+    from runtime.search.two_stage import refine
+    from runtime.search.textmap import TextNeighbours
 
     vectors = np.eye(4, dtype=np.float32)
     text_map = TextNeighbours(np.array([0, 0, 0, 0, 0]), np.zeros(0, np.int32), np.zeros(0, np.float32))

@@ -13,9 +13,9 @@ from export.features import extract_features  # noqa: E402
 from export.shards import ShardOptions, ShardReport, extract_sharded  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
-from runtime.embedder import Embedder  # noqa: E402
+from runtime.describe.embedder import Embedder  # noqa: E402
 from runtime.errors import CatalogError  # noqa: E402
-from runtime.pooling import DEFAULT_LEVELS  # noqa: E402
+from runtime.describe.pooling import DEFAULT_LEVELS  # noqa: E402
 
 from .conftest import DEMO, MODEL  # noqa: E402
 

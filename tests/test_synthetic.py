@@ -14,7 +14,7 @@ from export.synthetic import SynthParams, descriptors, layout, titles, write_syn
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.cli import main  # noqa: E402
 from runtime.errors import CatalogError  # noqa: E402
-from runtime.search import two_stage_search  # noqa: E402
+from runtime.search.two_stage import two_stage_search  # noqa: E402
 
 
 def small(**overrides) -> SynthParams:

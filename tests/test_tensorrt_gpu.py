@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import BackendError
-from runtime.modelcard import ModelCard, card_path_for
+from runtime.describe.modelcard import ModelCard, card_path_for
 from tests.conftest import MODEL
 
 
@@ -48,7 +48,7 @@ def gpu_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tensorrt_matches_onnxruntime(gpu_plan: Path, demo_queries: list[Path]) -> None:
     from runtime.backends import open_backend
-    from runtime.embedder import Embedder
+    from runtime.describe.embedder import Embedder
 
     card = ModelCard.load(card_path_for(MODEL))
     with open_backend(gpu_plan, "tensorrt") as trt, open_backend(MODEL, "onnxruntime") as ort:
@@ -95,7 +95,7 @@ def test_catalogue_extraction_in_large_batches_on_the_gpu(gpu_plan: Path, tmp_pa
     from export.catalog import read_catalog_csv
     from export.shards import ShardOptions, extract_sharded
     from runtime.engines.plans import sidecar_for
-    from runtime.pooling import DEFAULT_LEVELS
+    from runtime.describe.pooling import DEFAULT_LEVELS
 
     from .conftest import DEMO
 

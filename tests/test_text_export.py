@@ -14,7 +14,7 @@ def test_export_parity_and_card(tmp_path: Path) -> None:
     from export.models.east import build_east
     from export.text.export import export_text_model
     from runtime.bundle import sha256_file
-    from runtime.text.detector import TextDetector
+    from runtime.reading.detector import TextDetector
 
     torch.manual_seed(0)
     model = build_east(pretrained=False)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from runtime.cli import main
 from runtime.errors import ModelCardError
-from runtime.text.detector import DEFAULT_TEXT_MODEL, TextDetector, text_mask
+from runtime.reading.detector import DEFAULT_TEXT_MODEL, TextDetector, text_mask
 
 from .conftest import DEMO, MODEL
 
@@ -47,7 +47,7 @@ def test_boxes_follow_the_photo_when_it_is_resized(detector: TextDetector, tmp_p
 
 
 def test_text_mask_on_the_visual_grid(detector: TextDetector) -> None:
-    from runtime.image import load_image, prepare
+    from runtime.describe.image import load_image, prepare
 
     score, _ = detector.maps(prepare(load_image(PHOTO), detector.card.input)[None])
     assert 0.0 <= text_mask(score, (10, 10)).min() and text_mask(score, (10, 10)).max() <= 1.0

@@ -1,4 +1,4 @@
-"""runtime.textmap (TextNeighbours storage and validation) and export.textmap.build_text_map (TF-IDF neighbours)."""
+"""runtime.search.textmap (TextNeighbours storage and validation) and export.textmap.build_text_map (TF-IDF neighbours)."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import BundleError
-from runtime.textmap import TextNeighbours
+from runtime.search.textmap import TextNeighbours
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402

@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 from export.tune import tune  # noqa: E402
 from runtime.bundle import open_bundle, sha256_file  # noqa: E402
 from runtime.cli import main  # noqa: E402
-from runtime.evaluate import evaluate, read_queries  # noqa: E402
+from runtime.tools.evaluate import evaluate, read_queries  # noqa: E402
 from runtime.retriever import Retriever  # noqa: E402
 
 from .conftest import DEMO  # noqa: E402

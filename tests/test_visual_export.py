@@ -135,7 +135,7 @@ def test_shipped_card_matches_shipped_onnx() -> None:
 
 
 def test_shipped_card_loads_with_runtime() -> None:
-    modelcard = pytest.importorskip("runtime.modelcard")
+    modelcard = pytest.importorskip("runtime.describe.modelcard")
     card = modelcard.ModelCard.load(ENGINES / f"{SHIPPED}.card.json")
     assert card.input.height == card.input.width == 320
     assert card.outputs == {"features": "X", "saliency": "S"}

@@ -38,9 +38,9 @@ from runtime.backends.tensorrt import TensorRTBackend  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.engines.device import cuda_device  # noqa: E402
 from runtime.engines.library import import_tensorrt  # noqa: E402
-from runtime.evaluate import evaluate, read_queries  # noqa: E402
-from runtime.image import load_and_prepare  # noqa: E402
-from runtime.modelcard import ModelCard, card_path_for  # noqa: E402
+from runtime.tools.evaluate import evaluate, read_queries  # noqa: E402
+from runtime.describe.image import load_and_prepare  # noqa: E402
+from runtime.describe.modelcard import ModelCard, card_path_for  # noqa: E402
 from runtime.retriever import Retriever  # noqa: E402
 
 DEMO = ROOT / "export" / "demo"

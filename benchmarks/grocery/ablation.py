@@ -24,13 +24,13 @@ from export.catalog import read_catalog_csv
 from export.models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
 from export.textmap import build_text_map
 from export.train.manet import load_manet
-from runtime.evaluate import read_queries
-from runtime.image import load_and_prepare
-from runtime.index import IndexParams, VisualIndex
-from runtime.metrics import average_precision_at_k, mean
-from runtime.modelcard import InputSpec
-from runtime.pooling import srmac
-from runtime.search import two_stage_search
+from runtime.tools.evaluate import read_queries
+from runtime.describe.image import load_and_prepare
+from runtime.search.index import IndexParams, VisualIndex
+from runtime.tools.metrics import average_precision_at_k, mean
+from runtime.describe.modelcard import InputSpec
+from runtime.describe.pooling import srmac
+from runtime.search.two_stage import two_stage_search
 
 
 @torch.no_grad()

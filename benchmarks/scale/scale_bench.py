@@ -26,9 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peers"))
 from common import LOAD_AT_START, exact_top, load_note, queries_near, recall  # noqa: E402
 
-from runtime.bench import machine_description  # noqa: E402
+from runtime.tools.bench import machine_description  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
-from runtime.search import refine_batch  # noqa: E402
+from runtime.search.two_stage import refine_batch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 _LOAD = """

@@ -24,7 +24,7 @@ from runtime.engines.device import cuda_device
 from runtime.engines.library import TensorRTLibrary, import_tensorrt
 from runtime.engines.plans import PlanManifest, sidecar_for
 from runtime.errors import EngineError
-from runtime.modelcard import ModelCard, card_path_for
+from runtime.describe.modelcard import ModelCard, card_path_for
 
 from ..build import load_checked_card
 from .precision import calibration_images, quantize_qdq, to_fp16

@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 
 from runtime.errors import ImageError, ShadematchError
-from runtime.image import load_and_prepare
-from runtime.modelcard import ModelCard
+from runtime.describe.image import load_and_prepare
+from runtime.describe.modelcard import ModelCard
 
 from ..catalog import read_catalog_csv
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.modelcard import ModelCard
+from runtime.describe.modelcard import ModelCard
 
 #: the smallest side the stride-32 text detector can take (one output cell of the deepest stage)
 MIN_TEXT_SIDE = 32

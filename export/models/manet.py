@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtime.pooling import DEFAULT_LEVELS, rmac_regions
+from runtime.describe.pooling import DEFAULT_LEVELS, rmac_regions
 
 from ..train.losses import binarise_at_mean
 
@@ -125,7 +125,7 @@ class SaliencyBranch(nn.Module):
 def text_probability(score: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """EAST's score map (N, 1, H/4, W/4) averaged onto the (h, w) feature grid: the text mask as a probability.
 
-    adaptive_avg_pool2d uses the same bin edges as the runtime's `runtime.text.detector.text_mask`.
+    adaptive_avg_pool2d uses the same bin edges as the runtime's `runtime.reading.detector.text_mask`.
     """
     return F.adaptive_avg_pool2d(score, grid)
 
@@ -171,7 +171,7 @@ class _GeM(nn.Module):
 
 
 def srmac_pool(X: torch.Tensor, S: torch.Tensor, levels: int = DEFAULT_LEVELS) -> torch.Tensor:
-    """SR-MAC (eqs. 4-7) in PyTorch, region for region what the runtime computes (`runtime.pooling.srmac`), so a
+    """SR-MAC (eqs. 4-7) in PyTorch, region for region what the runtime computes (`runtime.describe.pooling.srmac`), so a
     loss on it trains the very descriptor the index holds. The region weights |R n S| / |R| (eq. 5) come from S
     binarised at its mean (the runtime's rule, `binarise_at_mean`) and carry no gradient (the saliency branch learns
     from eq. 1's Dice loss)."""
@@ -343,7 +343,7 @@ class InferenceGraph(nn.Module):
     """ONNX view of a (trained) MANet: image -> (X, S, T) = (X~, S, T_prob).
 
     `X` (N, 1280, h, w) is eq. 3's X~ and `S` (N, 1, h, w) the saliency: the visual model contract, so SR-MAC
-    (runtime/pooling.py) gets both. `T` (N, 1, h, w) is EAST's pooled probability before eq. 2 (zeros when the
+    (runtime/describe/pooling.py) gets both. `T` (N, 1, h, w) is EAST's pooled probability before eq. 2 (zeros when the
     text branch is off), exported for inspection; the weight actually applied is 1 + clip(T, 1e-4, 1 - 1e-4).
     """
 

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime.text.decode import polygon_iou
-from runtime.text.detector import TextDetector
+from runtime.reading.decode import polygon_iou
+from runtime.reading.detector import TextDetector
 
 from .labels import read_samples
 

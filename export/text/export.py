@@ -87,7 +87,7 @@ products; its score map is the text mask T_m of MANet's text attention (seed 002
 keeps the photo's aspect and scales its longer side to {card['input']['height']} (`longer_side_multiple_32`).
 Outputs at stride 4: `score` N x 1 x H/4 x W/4 in [0, 1]; `geometry` N x 5 x H/4 x W/4 = distances to the
 box's top, right, bottom and left edges (input pixels) and the angle (radians), as DEVELOPERS.md defines.
-Decoding: score threshold 0.8, locality-aware NMS at IoU 0.2 (`runtime.text.decode`).
+Decoding: score threshold 0.8, locality-aware NMS at IoU 0.2 (`runtime.reading.decode`).
 
 ## Training data (no hand labels)
 - Synthetic: `shadematch text-data` renders brand-like names, words and shade/size codes ("No. 169",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from runtime.pooling import MEAN_SLACK
+from runtime.describe.pooling import MEAN_SLACK
 
 __all__ = ["dice_loss", "binarise_at_mean"]
 
@@ -42,7 +42,7 @@ def binarise_at_mean(mask: torch.Tensor) -> torch.Tensor:
     """
     flat = mask.reshape(mask.shape[0], -1)
     mean = flat.mean(dim=1, keepdim=True)
-    # The runtime's rule (runtime.pooling.MEAN_SLACK): rounding in the mean of a constant map cannot put it above
+    # The runtime's rule (runtime.describe.pooling.MEAN_SLACK): rounding in the mean of a constant map cannot put it above
     # every value.
     slack = MEAN_SLACK * flat.abs().amax(dim=1, keepdim=True)
     return (flat >= mean - slack).to(mask.dtype if mask.is_floating_point() else torch.float32).reshape(mask.shape)

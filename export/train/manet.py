@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from runtime.image import load_image
+from runtime.describe.image import load_image
 
 from ..catalog import CatalogRow
 from ..models.east import build_east

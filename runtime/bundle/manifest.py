@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import BundleError
-from ..index import IndexParams
+from ..search.index import IndexParams
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Upper bounds that no real bundle reaches but that keep a hostile manifest from asking for absurd work.

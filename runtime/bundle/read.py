@@ -16,10 +16,10 @@ import numpy as np
 from ..checksums import sha256_files
 from ..engines.plans import PlanManifest
 from ..errors import BackendError, BundleError, ModelCardError
-from ..index import VisualIndex
-from ..modelcard import ModelCard
-from ..projection import Projection
-from ..textmap import TextNeighbours
+from ..search.index import VisualIndex
+from ..describe.modelcard import ModelCard
+from ..describe.projection import Projection
+from ..search.textmap import TextNeighbours
 from .catalog import CatalogItem, CatalogRows
 from .layout import (BACKENDS, CARD_FILE, CATALOG_FILE, ENGINES_DIR, FORMAT_NAME, MANIFEST, MODEL_FILE, PICTURES_DIR,
                      PROJECTION_FILE, READABLE_VERSIONS, TEXT_MAP_FILE, VECTORS_FILE, picture_name)
@@ -62,7 +62,7 @@ class Bundle:
 
     @property
     def vote(self) -> int:
-        """Visual top-m of the product vote (`runtime.search.vote_by_product`); 0 = off (bundles before it)."""
+        """Visual top-m of the product vote (`runtime.search.two_stage.vote_by_product`); 0 = off (bundles before it)."""
         return self.meta.vote
 
     @property

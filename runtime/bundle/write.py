@@ -20,11 +20,11 @@ from .. import __version__
 from ..checksums import sha256_file, sha256_files
 from ..engines.plans import PlanManifest, sidecar_for
 from ..errors import BackendError, BundleError
-from ..image import load_image
-from ..index import VisualIndex
-from ..modelcard import ModelCard
-from ..projection import Projection
-from ..textmap import TextNeighbours
+from ..describe.image import load_image
+from ..search.index import VisualIndex
+from ..describe.modelcard import ModelCard
+from ..describe.projection import Projection
+from ..search.textmap import TextNeighbours
 from ..versions import installed_versions
 from . import layout
 from .adaptation import Scatter, save_adaptation

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from .. import __version__
 from ..errors import ImageError, ImageTooLargeError, UnsupportedImageError
-from ..image import DEFAULT_MAX_PIXELS, load_image
+from ..describe.image import DEFAULT_MAX_PIXELS, load_image
 from ..retriever import Match, Retriever
 from .pool import Busy, QueryPool, QueryTimeout
 from .thumbnails import CatalogThumbnails

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..bundle.catalog import CatalogItem
-from ..image import load_image
+from ..describe.image import load_image
 
 #: Longest side of a served picture, in pixels.
 THUMBNAIL_SIDE = 480

@@ -18,11 +18,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bundle import open_bundle
-from .errors import ShadematchError
-from .retriever import Retriever
-from .search import distinct_pool, distinct_products
-from .versions import installed_versions
+from ..bundle import open_bundle
+from ..errors import ShadematchError
+from ..retriever import Retriever
+from ..search.two_stage import distinct_pool, distinct_products
+from ..versions import installed_versions
 
 STAGES = ("decode", "preprocess", "text_model", "visual_model", "srmac", "index_search", "refinement")
 THROUGHPUT_BATCHES = (1, 8, 32)

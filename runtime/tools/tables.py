@@ -5,7 +5,7 @@ import csv
 from pathlib import Path
 from typing import Iterator
 
-from .errors import CatalogError
+from ..errors import CatalogError
 
 
 def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),

@@ -11,7 +11,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from .errors import BundleError
+from ..errors import BundleError
 from .hnsw_file import IndexFileError, check_hnsw_file
 
 

@@ -14,7 +14,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from ..errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from .modelcard import InputSpec
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]

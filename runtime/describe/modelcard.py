@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelCardError
+from ..errors import ModelCardError
 
 RESIZE_POLICIES = ("shorter_side_center_crop", "longer_side_multiple_32")
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..backends import Backend, open_backend
 from ..errors import BackendError, ModelCardError
-from ..image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
-from ..modelcard import ModelCard, card_path_for
+from ..describe.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
+from ..describe.modelcard import ModelCard, card_path_for
 from .decode import decode
 
 #: Where a development checkout keeps the shipped text model (engines/ beside runtime/).

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .bundle import MANIFEST
-from .errors import BundleError
+from . import MANIFEST
+from ..errors import BundleError
 
 #: The folder name looked for first, beside the executable.
 BUNDLE_DIR_NAME = "bundle"

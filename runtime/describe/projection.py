@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BundleError
+from ..errors import BundleError
 
 #: Rows projected at a time: bounds the temporary (rows x D) copy when a whole catalogue is projected.
 CHUNK_ROWS = 65_536

@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import CatalogError
+from ..errors import CatalogError
 from .metrics import average_precision_at_k, mean
-from .retriever import Match, Retriever
+from ..retriever import Match, Retriever
 from .tables import read_table, resolve_path
 
 TOP = 7

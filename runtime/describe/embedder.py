@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from .backends import Backend
-from .errors import BackendError, ImageError
+from ..backends import Backend
+from ..errors import BackendError, ImageError
 from PIL import Image
 
 from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
