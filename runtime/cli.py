@@ -264,22 +264,15 @@ def _kiosk(args: argparse.Namespace) -> int:
     # Tests and scripts read this line to learn the port when --port 0 is given.
     print(f"shadematch kiosk: serving {server.retriever.bundle.path} on {server.url}", flush=True)
     # SIGTERM (what service managers send) stops like Ctrl-C: queries in flight finish, then the model is released.
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.getsignal(signal.SIGTERM)
+    terminated = server.stop_on(signal.SIGTERM)
     try:
         server.serve_forever()
-    except _Terminated:
-        print("shadematch kiosk: stopped by SIGTERM after the queries in flight", flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if terminated.is_set():
+        print("shadematch kiosk: stopped by SIGTERM after the queries in flight", flush=True)
     return 0
-
-
-class _Terminated(Exception):
-    """SIGTERM arrived: leave the serving loop through the same clean-up as Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated()
 
 
 def _register_bench(commands: argparse._SubParsersAction) -> None:

@@ -8,6 +8,7 @@ client cannot tie up the workers. The standard library's ThreadingHTTPServer has
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ class KioskServer:
         self._server.channel_class = deadline_channel(request_deadline_s)
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._closing = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -109,18 +111,34 @@ class KioskServer:
         return self
 
     def close(self) -> None:
-        """Stop listening, finish running queries, release the model; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        # Stop the HTTP threads, then close the listening socket and any open connection, which ends
-        # Waitress's loop (its own close() leaves keep-alive connections running it).
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        close_all(self._server._map, ignore_all=True)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.pool.close()
-        self.retriever.close()
+        """Stop listening, finish running queries, release the model; idempotent, and safe from any thread: a
+        second caller (serve_forever's own clean-up after a SIGTERM) waits until the first has finished."""
+        with self._closing:
+            if self._closed:
+                return
+            # Stop the HTTP threads, then close the listening socket and any open connection, which ends
+            # Waitress's loop (its own close() leaves keep-alive connections running it).
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+            close_all(self._server._map, ignore_all=True)
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
+            self.pool.close()
+            self.retriever.close()
+            self._closed = True
+
+    def stop_on(self, signum: int) -> threading.Event:
+        """Close the server from a helper thread when ``signum`` arrives (SIGTERM from a service manager), as
+        Ctrl-C does: serving ends, queries in flight finish, the model is released. The returned event says
+        whether the signal came. A handler that raised instead would land inside Waitress's loop at any point."""
+        arrived = threading.Event()
+
+        def handle(_signum: int, _frame: object) -> None:
+            if not arrived.is_set():
+                arrived.set()
+                threading.Thread(target=self.close, name="kiosk-stop", daemon=True).start()
+
+        signal.signal(signum, handle)
+        return arrived
 
     def __enter__(self) -> "KioskServer":
         return self
