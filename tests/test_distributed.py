@@ -15,6 +15,8 @@ from runtime.bundle import open_bundle  # noqa: E402
 
 from .conftest import DEMO  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def local_ray():

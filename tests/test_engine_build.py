@@ -16,6 +16,8 @@ from runtime.describe.modelcard import ModelCard, card_path_for
 from tests.conftest import DEFAULT_MODEL
 from tests.engine_fixtures import ENGINES, needs_rtx, shipped_models
 
+pytestmark = pytest.mark.slow
+
 
 def test_every_shipped_model_is_found_by_its_card() -> None:
     names = {model.name for model in shipped_models()}

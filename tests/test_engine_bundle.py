@@ -15,6 +15,8 @@ from runtime.errors import BundleError
 from tests.conftest import DEMO
 from tests.test_engine_selection import HAS_PYCUDA, VISUAL
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def engine_bundle(rtx_plans: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:

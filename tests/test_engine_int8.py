@@ -16,6 +16,8 @@ from runtime.describe.modelcard import ModelCard, card_path_for
 from tests.conftest import DEMO, MODEL
 from tests.engine_fixtures import ENGINES, needs_rtx
 
+pytestmark = pytest.mark.slow
+
 
 def _build_int8(model: Path, out: Path, count: int):
     from export.engine import EngineBuildOptions, build_engine

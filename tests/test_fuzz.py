@@ -22,6 +22,8 @@ from runtime.kiosk.pool import QueryPool
 
 from .conftest import DEMO
 
+pytestmark = pytest.mark.slow
+
 ROUNDS = 200
 _NOISE = [b"\x00", b"\xff", b"\xe9", b'"', b",", b"\r", b"\n", b"\r\n", b"--", b";", b"=", b"\\", b"../", b"%2F",
           b"\xc3", b"\xef\xbb\xbf", b" " * 3, b"A" * 300]

@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 
 from .conftest import DEMO  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def manet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:

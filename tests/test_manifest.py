@@ -80,6 +80,7 @@ def _mutations(manifest: dict, rng: random.Random) -> dict:
     return mutated
 
 
+@pytest.mark.slow
 def test_fuzzed_manifests_give_bundle_errors_or_open(bundle_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     original = json.loads((bundle_copy / MANIFEST).read_text())
     rng = random.Random(13)

@@ -18,6 +18,8 @@ from runtime.kiosk.client import KioskClient
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 DIST = ROOT / "dist" / "shadematch"
 EXECUTABLE = DIST / "shadematch"
 OFFLINE_LIBRARIES = ("torch", "sklearn", "scipy", "export")

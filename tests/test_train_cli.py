@@ -13,6 +13,8 @@ from runtime.cli import main  # noqa: E402
 
 from .conftest import DEMO  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def test_train_then_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch.set_num_threads(1)

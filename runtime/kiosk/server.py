@@ -91,6 +91,7 @@ class KioskServer:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._closing = threading.Lock()
+        self._stopping = False
 
     @property
     def url(self) -> str:
@@ -101,6 +102,11 @@ class KioskServer:
         """Serve until interrupted (Ctrl-C) or closed."""
         try:
             self._server.run()
+        except (OSError, ValueError):
+            # close() from another thread (SIGTERM) shuts the sockets under Waitress's select: that is the end
+            # of serving, not an error; anything else is
+            if not self._stopping:
+                raise
         finally:
             self.close()
 
@@ -113,6 +119,7 @@ class KioskServer:
     def close(self) -> None:
         """Stop listening, finish running queries, release the model; idempotent, and safe from any thread: a
         second caller (serve_forever's own clean-up after a SIGTERM) waits until the first has finished."""
+        self._stopping = True
         with self._closing:
             if self._closed:
                 return
