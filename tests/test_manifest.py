@@ -96,3 +96,14 @@ def test_fuzzed_manifests_give_bundle_errors_or_open(bundle_copy: Path, capsys: 
             assert main(["info", "--bundle", str(bundle_copy), *extra]) in (0, 1)
         capsys.readouterr()
     assert refused > 100 and opened + refused == 300
+
+
+def test_the_writer_checks_its_manifest_with_the_same_type(bundle_copy: Path, tmp_path: Path) -> None:
+    """One type reads and writes: a derived bundle whose manifest the reader would refuse is never written."""
+    from runtime.bundle.write import derive_bundle
+
+    with pytest.raises(BundleError, match="search.top = 0 is out of range"):
+        derive_bundle(bundle_copy, tmp_path / "derived", {}, lambda m: m["search"].update(top=0))
+    assert not (tmp_path / "derived").exists() and not list(tmp_path.glob(".derived.*"))
+    derive_bundle(bundle_copy, tmp_path / "derived", {}, lambda m: m["search"].update(top=5))
+    assert open_bundle(tmp_path / "derived").top == 5

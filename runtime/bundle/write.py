@@ -29,6 +29,7 @@ from ..versions import installed_versions
 from . import layout
 from .adaptation import Scatter, save_adaptation
 from .catalog import CatalogItem, write_catalog
+from .manifest import Manifest
 
 _LIBRARIES = ("numpy", "onnxruntime", "hnswlib", "Pillow", "scikit-learn", "onnx", "torch")
 
@@ -202,7 +203,7 @@ def write_bundle(
             "pictures": {"dir": layout.PICTURES_DIR, "side": layout.PICTURE_SIDE} if pictures else None,
             "files": _file_entries(tmp),
         }
-        (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write_manifest(tmp, manifest)
     return Path(out)
 
 
@@ -220,8 +221,15 @@ def derive_bundle(source: Path, out: Path, writers: dict[str, Callable[[Path], N
             write(tmp / name)
         change(manifest)
         manifest["files"] = _file_entries(tmp)
-        (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write_manifest(tmp, manifest)
     return Path(out)
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """manifest.json, checked by the very Manifest type that opening uses, so a writer cannot produce a bundle
+    its own reader refuses (the check raises before the bundle is renamed into place)."""
+    Manifest.parse(manifest, f"{folder.name}/{layout.MANIFEST}", layout.READABLE_VERSIONS, layout.FORMAT_NAME)
+    (folder / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _file_entries(folder: Path) -> dict[str, dict[str, Any]]:
