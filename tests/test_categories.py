@@ -1,4 +1,4 @@
-"""Categories for MANet training: from groups, or from TF-IDF keywords of titles (seed 002)."""
+"""Categories for MANet training: from groups, or from TF-IDF keywords of titles (Wang et al., Sci China Inf Sci 2020)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""MANet (seed 002): model contract, frozen text branch, eq. 1 loss, pseudo masks, augmentation, a tiny training run.
+"""MANet (Wang et al., Sci China Inf Sci 2020): model contract, frozen text branch, eq. 1 loss, pseudo masks, augmentation, a tiny training run.
 
 Small inputs (128 px) and an untrained EAST keep the file fast on one CPU thread.
 """

@@ -10,7 +10,7 @@ from runtime.describe.pooling import DEFAULT_LEVELS, l2_normalize, rmac_regions,
 
 
 def reference_srmac(X: np.ndarray, S: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:
-    """SR-MAC written out with plain loops (seed 002, eqs. 4-7), in float64."""
+    """SR-MAC written out with plain loops (MANet, Wang et al., Sci China Inf Sci 2020, eqs. 4-7), in float64."""
     n_images, channels, h, w = X.shape
     regions = [tuple(int(v) for v in r) for r in rmac_regions(h, w, levels)]
     out = np.zeros((n_images, channels), dtype=np.float64)

@@ -1,4 +1,4 @@
-"""MANet, the multi-attention classification network of seed 002 (Wang et al., Sci China Inf Sci 2020), in plain
+"""MANet, the multi-attention classification network of Wang et al. ("Multi-attention based cross-domain beauty product image retrieval", Sci China Inf Sci 2020), in plain
 PyTorch on our EfficientNet-Lite0.
 
 Three branches, all fully convolutional, meeting on the backbone's last-conv grid (stride 32, (h, w)):

@@ -77,7 +77,7 @@ def human_card(card: dict[str, Any], n_bytes: int) -> str:
     return f"""# {card['name']}
 
 Text detector of shadematch: {card['architecture']}. It finds printed text (brand, shade number, size) on
-products; its score map is the text mask T_m of MANet's text attention (seed 002, eq. 2).
+products; its score map is the text mask T_m of MANet's text attention (MANet, Wang et al., Sci China Inf Sci 2020, eq. 2).
 
 - File: `{card['file']}` ({n_bytes / 1e6:.1f} MB, float32), sha256 `{card['sha256']}`
 - Licence: {card['license']}

@@ -1,7 +1,7 @@
 """Training categories for MANet's classification head.
 
 A catalogue's `group` column names product identities and is used as it is (one image per product is fine:
-store-like augmentation makes the views). A catalogue with titles only (no group column) gets categories the way seed 002 built Perfect-30K's 44: the keywords with the
+store-like augmentation makes the views). A catalogue with titles only (no group column) gets categories the way MANet (Wang et al., Sci China Inf Sci 2020) built Perfect-30K's 44: the keywords with the
 largest TF-IDF weight over the titles not yet covered become categories, one by one, and each title joins
 the keyword it weighs most; titles with none of the keywords are left out of training.
 """
@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-#: Perfect-30K had 44 categories (seed 002).
+#: Perfect-30K had 44 categories (Wang et al., Sci China Inf Sci 2020).
 DEFAULT_CATEGORIES = 44
 
 

@@ -1,4 +1,4 @@
-"""Losses of MANet's training (seed 002).
+"""Losses of MANet's training (Wang et al., Sci China Inf Sci 2020).
 
 Eq. 1 trains the saliency branch f(., Theta) against binary pseudo-saliency masks Y_i:
 

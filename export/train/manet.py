@@ -1,4 +1,4 @@
-"""MANet training (seed 002): classification + lambda * Dice (eq. 1) on pseudo-saliency masks.
+"""MANet training (Wang et al., Sci China Inf Sci 2020): classification + lambda * Dice (eq. 1) on pseudo-saliency masks.
 
 Pseudo masks, and why: no saliency labels exist for a shop's catalogue.
 - Clean catalogue images (product on a plain background) are pasted into store-like scenes by

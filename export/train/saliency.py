@@ -1,4 +1,4 @@
-"""Pseudo-saliency masks Y for eq. 1 (seed 002), and why they are made this way.
+"""Pseudo-saliency masks Y for eq. 1 (Wang et al., Sci China Inf Sci 2020), and why they are made this way.
 
 No saliency labels exist for our data (neither for Perfect-500K in the seed: it trains on "pseudo-saliency
 masks" binarised at their mean). We have two kinds of training images and one source of masks for each:

@@ -1,4 +1,4 @@
-"""SR-MAC pooling (seed 002, eqs. 4-7) over R-MAC regions (Tolias, Sicre, Jegou, ICLR 2016).
+"""SR-MAC pooling (MANet, Wang et al., Sci China Inf Sci 2020, eqs. 4-7) over R-MAC regions (Tolias, Sicre, Jegou, ICLR 2016).
 
 SR-MAC weighs each R-MAC region by how much of it lies in the salient object, so shelves, hands and
 price tags around the product count less in the descriptor. With a saliency map of ones it is R-MAC.

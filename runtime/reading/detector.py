@@ -1,5 +1,5 @@
 """Text detection at query time: photo -> EAST maps -> quads in the photo's pixels, and the text mask T_m
-resampled to the visual model's feature grid (seed 002, eq. 2 takes it from there)."""
+resampled to the visual model's feature grid (eq. 2 of MANet, Wang et al., Sci China Inf Sci 2020, takes it from there)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,5 @@
 """Evaluate a bundle on labelled query photos: mAP@7 visual-only and two-stage, and the k ablation of
-seed 000's table (share of queries improved / impaired by the refinement)."""
+the k table of Hou, Ji and Wang (2019) (share of queries improved / impaired by the refinement)."""
 from __future__ import annotations
 
 from collections import Counter
