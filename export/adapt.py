@@ -110,11 +110,13 @@ def adapt(vectors: np.ndarray, rows: Sequence[CatalogRow], embedder: Embedder | 
     if view_vectors is not None:
         samples = np.concatenate([samples, view_vectors.reshape(-1, samples.shape[1])])
         labels += [groups[row] for row in chosen for _ in range(options.views)]
-    from_views = len(samples) - len(vectors) >= sum(n for n in Counter(groups).values() if n > 1)
+    sizes = Counter(groups).values()
+    # within-product samples: each view, and each image of a product with several; most decide the default shrinkage
+    from_views = len(samples) - len(vectors) >= sum(n for n in sizes if n > 1)
     shrinkage = options.shrinkage if options.shrinkage is not None else (
         SHRINKAGE_FROM_VIEWS if from_views else SHRINKAGE_FROM_IMAGES)
     projection, info, scatter = learn_adapted_projection(samples, labels, shrinkage, options.dims, seed=options.seed)
-    averaged = view_vectors is not None and len(chosen) == sum(n == 1 for n in Counter(groups).values())
+    averaged = view_vectors is not None and len(chosen) == sum(n == 1 for n in sizes)
     indexed = np.asarray(vectors, dtype=np.float32)
     if averaged:
         indexed = indexed.copy()

@@ -108,8 +108,6 @@ def learn_adapted_projection(vectors: np.ndarray, groups: Sequence[str], shrinka
     it, and the scatter it came from. ``vectors`` hold every sample of within-product variation: the catalogue's
     rows and any store-like views of them (labelled with their row's group)."""
     started = time.perf_counter()
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
     scatter = product_scatter(vectors, groups, fit_rows, seed)
     projection = adapted_projection(scatter, shrinkage, dims)
     info = {"kind": "adapted", "in_dim": projection.in_dim, "out_dim": projection.out_dim, "fit_rows": scatter.rows,

@@ -24,11 +24,11 @@ from runtime.bundle import Bundle, open_bundle
 from runtime.bundle.adaptation import load_adaptation
 from runtime.bundle.write import derive_bundle
 from runtime.describe.embedder import Embedder
-from runtime.tools.evaluate import Query, read_queries
-from runtime.search.index import IndexParams, VisualIndex
-from runtime.tools.metrics import average_precision_at_k, mean
 from runtime.describe.projection import Projection
+from runtime.search.index import IndexParams, VisualIndex
 from runtime.search.two_stage import two_stage_search
+from runtime.tools.evaluate import Query, read_queries
+from runtime.tools.metrics import average_precision_at_k, mean
 
 from .projection import adapted_projection
 

@@ -134,6 +134,20 @@ def augmented_view(example: Example, photos: Sequence[Example], rng: np.random.G
     return photo_augment(example.pixels, example.mask, rng, config.size)
 
 
+def view_batch(views: Sequence[tuple[Example, np.random.Generator]], photos: Sequence[Example], config: ManetConfig,
+               device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented view per (example, generator): the normalised image batch (N, 3, H, W) and its pseudo masks on
+    the feature grid (eq. 1's targets). The one recipe for cached and fresh views."""
+    grid = (config.size // 32, config.size // 32)
+    images, masks = [], []
+    for example, rng in views:
+        image, mask = augmented_view(example, photos, rng, config)
+        images.append((image.astype(np.float32) - MEAN) / STD)
+        masks.append(pseudo_mask_from_product_mask(mask, grid))
+    batch = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))).to(device)
+    return batch, torch.cat(masks)
+
+
 @dataclass
 class CachedViews:
     """Frozen-prefix outputs of augmented views (MANet.frozen_prefix), their pseudo masks and labels."""
@@ -158,25 +172,20 @@ def cache_views(model: MANet, examples: Sequence[Example], config: ManetConfig, 
     once per view instead of once per step makes MANet trainable here, at the price of a fixed set of views.
     """
     photos = [e for e in examples if not e.catalogue]
-    grid = (config.size // 32, config.size // 32)
     jobs = [(i, v) for i, e in enumerate(examples) for v in range(config.catalogue_views if e.catalogue else config.views)]
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("c8", "c16", "x", "t_prob", "mask", "label")}
     model.eval()
     for start in range(0, len(jobs), 32):
-        images, masks, labels = [], [], []
-        for i, v in jobs[start : start + 32]:
-            rng = np.random.default_rng((config.seed, i, v))
-            image, mask = augmented_view(examples[i], photos, rng, config)
-            images.append((image.astype(np.float32) - MEAN) / STD)
-            masks.append(pseudo_mask_from_product_mask(mask, grid))
-            labels.append(examples[i].label)
-        batch = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))).to(device)
+        chunk = jobs[start : start + 32]
+        batch, masks = view_batch([(examples[i], np.random.default_rng((config.seed, i, v))) for i, v in chunk],
+                                  photos, config, device)
+        labels = [examples[i].label for i, _ in chunk]
         c8, c16, x, t_prob = model.frozen_prefix(batch, config.train_from_block)
         parts["c8"].append(c8.half().cpu())
         parts["c16"].append(c16.half().cpu())
         parts["x"].append(x.half().cpu())
         parts["t_prob"].append(t_prob.cpu())
-        parts["mask"].append(torch.cat(masks))
+        parts["mask"].append(masks)
         parts["label"].append(torch.tensor(labels))
     return CachedViews(**{k: torch.cat(v) for k, v in parts.items()})
 
@@ -288,17 +297,12 @@ class FreshViews:
     def batch(self, step: int) -> tuple[Prefix, torch.Tensor, torch.Tensor]:
         cfg = self.config
         picks = np.random.default_rng((cfg.seed, step)).choice(len(self.examples), size=cfg.batch_size, p=self.weights)
-        grid = (cfg.size // 32, cfg.size // 32)
-        images, masks = [], []
-        for slot, i in enumerate(picks):
-            image, mask = augmented_view(self.examples[i], self.photos, np.random.default_rng((cfg.seed, step, slot)), cfg)
-            images.append((image.astype(np.float32) - MEAN) / STD)
-            masks.append(pseudo_mask_from_product_mask(mask, grid))
-        batch = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))).to(self.device)
+        views = [(self.examples[i], np.random.default_rng((cfg.seed, step, slot))) for slot, i in enumerate(picks)]
+        batch, masks = view_batch(views, self.photos, cfg, self.device)
         with torch.no_grad():
             prefix = self.model.frozen_prefix(batch, cfg.train_from_block)
         labels = torch.tensor([self.examples[i].label for i in picks], device=self.device)
-        return prefix, torch.cat(masks).to(self.device), labels
+        return prefix, masks.to(self.device), labels
 
 
 def load_manet(checkpoint: Path) -> MANet:

@@ -115,10 +115,6 @@ class VisualIndex:
             hnsw.load_index(str(index_path), max_elements=len(vectors))
         except (RuntimeError, ValueError) as exc:
             raise BundleError(f"{index_path.name}: cannot load the HNSW index ({exc})") from None
-        if hnsw.get_current_count() != len(vectors):
-            raise BundleError(
-                f"{index_path.name}: holds {hnsw.get_current_count()} items but vectors.npy has {len(vectors)}"
-            )
         # A graph of another dimension loads without complaint and reads memory wrongly: compare one item.
         if not np.allclose(hnsw.get_items([0])[0], vectors[0], atol=1e-5):
             raise BundleError(f"{index_path.name}: does not index the vectors of vectors.npy")
