@@ -97,7 +97,9 @@ def two_stage_search(
     if not distinct:
         ids, scores = index.search(queries, max(top, k, vote))
         return refine_batch(queries, ids, scores, index, text_map, k, top, vote, products)
-    return [distinct_products(query, index, text_map, k, top, vote, products) for query in queries]
+    ids, scores = index.search(queries, distinct_pool(top, k, vote))  # one search for the batch, as above
+    return [distinct_products(query, index, text_map, k, top, vote, products, (ids[i], scores[i]))
+            for i, query in enumerate(queries)]
 
 
 #: Rows searched per product asked for, at first, when results must be distinct products; doubled until enough.
