@@ -103,6 +103,8 @@ def prepare(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """Resize per the model card's policy and normalise: returns float32 (3, H, W)."""
     resized = _RESIZE[spec.resize](image, spec.width, spec.height)
     pixels = np.asarray(resized, dtype=np.float32)
+    if spec.color == "BGR":
+        pixels = pixels[:, :, ::-1]
     pixels = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
@@ -132,9 +134,17 @@ def _longer_side_multiple_32(image: Image.Image, width: int, height: int) -> Ima
     return image.resize(size, Image.Resampling.BILINEAR)
 
 
+def _height_keep_ratio(image: Image.Image, width: int, height: int) -> Image.Image:
+    # A line of text for a recogniser: scaled to the model's height, aspect kept, no wider than ``width``.
+    src_w, src_h = image.size
+    size = (max(1, min(width, round(src_w * height / max(src_h, 1)))), height)
+    return image.resize(size, Image.Resampling.BILINEAR)
+
+
 _RESIZE = {
     "shorter_side_center_crop": _shorter_side_center_crop,
     "longer_side_multiple_32": _longer_side_multiple_32,
+    "height_keep_ratio": _height_keep_ratio,
 }
 
 

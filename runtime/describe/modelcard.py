@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ModelCardError
 
-RESIZE_POLICIES = ("shorter_side_center_crop", "longer_side_multiple_32")
+RESIZE_POLICIES = ("shorter_side_center_crop", "longer_side_multiple_32", "height_keep_ratio")
 
 
 def card_path_for(model: Path) -> Path:
@@ -26,6 +26,8 @@ class InputSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resize: str
+    #: Channel order the model expects: "RGB", or "BGR" for models trained on OpenCV's order (PP-OCR).
+    color: str = "RGB"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ModelCard:
                 mean=_triple(spec["mean"], "mean"),
                 std=_triple(spec["std"], "std"),
                 resize=str(spec["resize"]),
+                color=str(spec.get("color", "RGB")),
             )
             card = cls(
                 name=str(raw["name"]),
@@ -82,6 +85,8 @@ class ModelCard:
             raise ModelCardError(
                 f"{source}: unknown resize policy {input_spec.resize!r} (known: {', '.join(RESIZE_POLICIES)})"
             )
+        if input_spec.color not in ("RGB", "BGR"):
+            raise ModelCardError(f"{source}: unknown colour order {input_spec.color!r} (known: RGB, BGR)")
         if min(input_spec.std) <= 0 or input_spec.height <= 0 or input_spec.width <= 0:
             raise ModelCardError(f"{source}: input size and std must be positive")
         return card

@@ -1,0 +1,64 @@
+"""Text line crops -> strings with a confidence: a CTC recogniser (PP-OCRv4's) behind any backend."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..backends import Backend
+from ..describe.image import prepare
+from ..describe.modelcard import ModelCard
+from ..errors import BackendError, ModelCardError
+
+#: Crops per model call. Crops are sorted by width first, so a batch pads little.
+BATCH = 8
+
+
+class Recogniser:
+    """Greedy CTC decoding of a recogniser whose card lists its characters. Thread-safe if the backend is."""
+
+    def __init__(self, backend: Backend, card: ModelCard) -> None:
+        if card.task != "text_recognition":
+            raise ModelCardError(f"{card.name} is a {card.task} model, not a text recogniser")
+        ctc = card.raw.get("ctc") or {}
+        charset = ctc.get("charset")
+        if not isinstance(charset, str) or not charset:
+            raise ModelCardError(f"{card.name}: card lacks its CTC characters (ctc.charset, one string)")
+        self.output = card.outputs.get("probabilities", "")
+        if self.output not in backend.output_names:
+            raise BackendError(f"model card names output {self.output!r}, the model has {backend.output_names}")
+        self.backend = backend
+        self.card = card
+        self.blank = int(ctc.get("blank", 0))
+        # Class c of the model's output is charset[c - 1]; the blank (class 0) has no character.
+        self.characters = np.array([""] + list(charset), dtype=object)
+
+    def read(self, crops: Sequence[Image.Image]) -> list[tuple[str, float]]:
+        """(text, confidence) per crop: the mean probability of the characters kept, 0 for an empty read."""
+        results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        prepared = [prepare(crop, self.card.input) for crop in crops]
+        order = sorted(range(len(crops)), key=lambda i: prepared[i].shape[2])
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            width = max(prepared[i].shape[2] for i in chunk)
+            batch = np.zeros((len(chunk), 3, self.card.input.height, width), dtype=np.float32)
+            for slot, i in enumerate(chunk):
+                batch[slot, :, :, : prepared[i].shape[2]] = prepared[i]
+            probabilities = self.backend.run({self.card.input.name: batch})[self.output]
+            if probabilities.ndim != 3 or probabilities.shape[2] != len(self.characters):
+                raise BackendError(f"{self.card.name}: output {probabilities.shape} does not match the card's "
+                                   f"{len(self.characters)} classes (blank + characters)")
+            for slot, i in enumerate(chunk):
+                results[i] = self._decode(probabilities[slot])
+        return results
+
+    def _decode(self, probabilities: np.ndarray) -> tuple[str, float]:
+        """Greedy CTC: best class per step, repeats merged, blanks dropped."""
+        best = probabilities.argmax(axis=1)
+        keep = best != self.blank
+        keep[1:] &= best[1:] != best[:-1]
+        if not keep.any():
+            return "", 0.0
+        text = "".join(self.characters[best[keep]])
+        return text, float(probabilities[keep, best[keep]].mean())
