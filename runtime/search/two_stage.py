@@ -7,6 +7,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from .fusion import TextEvidence
 from .index import VisualIndex
 from .textmap import TextNeighbours
 
@@ -85,20 +86,26 @@ def vote_by_product(visual_ids: np.ndarray, visual_scores: np.ndarray, products:
 def two_stage_search(
     queries: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int = 7,
     vote: int = 0, products: Sequence[Hashable] | None = None, distinct: bool = False,
+    evidence: Sequence[TextEvidence | None] | None = None,
 ) -> list[list[Hit]]:
     """Algorithm 1 for a batch of descriptors (N, D); k = 0 gives the visual ranking alone.
 
-    With ``vote`` = m > 1 and ``products`` (the product of each catalogue row, by row), the first stage's ranking is
-    first reordered by `vote_by_product` over the visual top m. ``distinct`` (needs ``products``) returns ``top``
-    different products, each by its first row in that ranking (`distinct_products`), instead of ``top`` rows.
+    ``evidence`` (one per query, None where nothing was read) fuses the words read on each photo into its visual
+    ranking first (`TextEvidence.apply`). With ``vote`` = m > 1 and ``products`` (the product of each catalogue
+    row, by row), the ranking is then reordered by `vote_by_product` over its top m. ``distinct`` (needs
+    ``products``) returns ``top`` different products, each by its first row in that ranking
+    (`distinct_products`), instead of ``top`` rows.
     """
     if (vote > 1 or distinct) and products is None:
         raise ValueError("vote and distinct need the product code of every catalogue row")
+    if evidence is not None and len(evidence) != len(queries):
+        raise ValueError(f"need one text evidence per query, got {len(evidence)} for {len(queries)} queries")
     if not distinct:
         ids, scores = index.search(queries, max(top, k, vote))
-        return refine_batch(queries, ids, scores, index, text_map, k, top, vote, products)
+        return refine_batch(queries, ids, scores, index, text_map, k, top, vote, products, evidence)
     ids, scores = index.search(queries, distinct_pool(top, k, vote))  # one search for the batch, as above
-    return [distinct_products(query, index, text_map, k, top, vote, products, (ids[i], scores[i]))
+    return [distinct_products(query, index, text_map, k, top, vote, products, (ids[i], scores[i]),
+                              evidence[i] if evidence is not None else None)
             for i, query in enumerate(queries)]
 
 
@@ -115,7 +122,8 @@ def distinct_pool(top: int, k: int, vote: int) -> int:
 
 
 def distinct_products(query: np.ndarray, index: VisualIndex, text_map: TextNeighbours, k: int, top: int, vote: int,
-                      products: Sequence[Hashable], first: tuple[np.ndarray, np.ndarray] | None = None) -> list[Hit]:
+                      products: Sequence[Hashable], first: tuple[np.ndarray, np.ndarray] | None = None,
+                      evidence: TextEvidence | None = None) -> list[Hit]:
     """The ranking of one query (vote, then Algorithm 1) cut to its first row of each product, ``top`` products.
 
     A shopper wants seven different products, not one carton seven times; where the catalogue holds many images of
@@ -127,7 +135,7 @@ def distinct_products(query: np.ndarray, index: VisualIndex, text_map: TextNeigh
         pool = min(pool, len(index))
         ids, scores = (first[0][None], first[1][None]) if first is not None else index.search(query[None], pool)
         first = None
-        hits = refine_batch(query[None], ids, scores, index, text_map, k, pool, vote, products)[0]
+        hits = refine_batch(query[None], ids, scores, index, text_map, k, pool, vote, products, [evidence])[0]
         seen: set[Hashable] = set()
         firsts = []
         for hit in hits:
@@ -145,14 +153,19 @@ def distinct_products(query: np.ndarray, index: VisualIndex, text_map: TextNeigh
 def refine_batch(
     queries: np.ndarray, ids: np.ndarray, scores: np.ndarray, index: VisualIndex, text_map: TextNeighbours,
     k: int, top: int = 7, vote: int = 0, products: Sequence[Hashable] | None = None,
+    evidence: Sequence[TextEvidence | None] | None = None,
 ) -> list[list[Hit]]:
-    """The second stage (with the product vote) for a batch whose visual rankings (``index.search``) are
-    known; split out so that `shadematch bench` times the index search and the refinement apart."""
+    """Text fusion, the product vote and the second stage for a batch whose visual rankings (``index.search``)
+    are known; split out so that `shadematch bench` times the index search and the refinement apart."""
     results = []
     for i in range(len(queries)):
+        row_ids, row_scores = ids[i], scores[i]
+        if evidence is not None and evidence[i] is not None:
+            row_ids, row_scores = evidence[i].apply(queries[i], row_ids, row_scores, index.vectors)
         if k == 0:
-            results.append([Hit(int(r), float(s), VISUAL) for r, s in zip(ids[i][:top], scores[i][:top])])
+            results.append([Hit(int(r), float(s), VISUAL) for r, s in zip(row_ids[:top], row_scores[:top])])
             continue
-        row_ids, row_scores = vote_by_product(ids[i], scores[i], products, vote) if vote > 1 else (ids[i], scores[i])
+        if vote > 1:
+            row_ids, row_scores = vote_by_product(row_ids, row_scores, products, vote)
         results.append(refine(queries[i], row_ids, row_scores, index.vectors, text_map, k, top))
     return results
