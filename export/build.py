@@ -12,16 +12,18 @@ import numpy as np
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
 from runtime.bundle.catalog import CatalogItem
-from runtime.bundle.write import check_target, write_bundle
+from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
 from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ModelCardError
 from runtime.search.index import IndexParams, VisualIndex
 from runtime.describe.modelcard import ModelCard, card_path_for
 from runtime.describe.pooling import DEFAULT_LEVELS
+from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
 from .catalog import read_catalog_csv, settle_problems
 from .features import extract_features
+from .labels import label_index
 from .projection import check_dims, learn_projection
 from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
@@ -30,6 +32,7 @@ ENGINES = Path(__file__).resolve().parents[1] / "engines"
 #: MANet (Wang et al., Sci China Inf Sci 2020) trained by the project: better than the ImageNet trunk in both Grocery protocols
 #: (engines/manet_lite0.md); the ImageNet trunk stays shipped as the untrained baseline.
 DEFAULT_MODEL = ENGINES / "manet_lite0.onnx"
+LABEL_WEIGHT = 1.0
 
 
 def load_checked_card(model: Path) -> ModelCard:
@@ -80,6 +83,14 @@ class BuildOptions:
     work_dir: Path | None = None
     # Feature extraction on Ray (extra `distributed`): `workers` actors; ray.init() first for a cluster.
     ray: bool = False
+    #: Read the text on every catalogue image into a label index, so queries can match the words on the photo.
+    ocr: bool = True
+    #: The text detector and recogniser (ONNX with cards) the bundle reads with.
+    text_detector: Path = DEFAULT_DETECTOR
+    text_recogniser: Path = DEFAULT_RECOGNISER
+    #: Weight of a fully trusted text match against the visual similarity (runtime.search.fusion); chosen on
+    #: Grocery Store val (benchmarks/grocery/README.md), re-chosen on a user's queries by `shadematch tune`.
+    label_weight: float = LABEL_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
             check_dims(options.reduce_dim, card.feature_dim, len(rows))
     except ValueError as exc:
         raise CatalogError(str(exc)) from None
-    vectors, kept, image_problems = _extract(rows, card, options)
+    vectors, kept, image_problems, reads = _extract(rows, card, options)
     settle_problems(catalog_csv, image_problems, options.skip_bad)
     if not kept:
         raise CatalogError(f"{catalog_csv}: no usable catalogue rows")
@@ -116,11 +127,16 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     index = _index(vectors, options)
     text_map = build_text_map([row.title for row in kept], options.text)
     items = [CatalogItem(row.id, row.title, str(row.image), row.group) for row in kept]
+    labels = None
+    if reads is not None:
+        labels = LabelsToWrite(label_index(kept, reads), options.text_detector, options.text_recogniser,
+                               options.label_weight)
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
         pictures=options.pictures, projection=projection,
-        adaptation=(adapted.scatter, adapted.raw) if adapted.scatter is not None else None, plans=options.engines, backend=options.bundle_backend, overwrite=options.overwrite,
+        adaptation=(adapted.scatter, adapted.raw) if adapted.scatter is not None else None, plans=options.engines,
+        backend=options.bundle_backend, overwrite=options.overwrite, labels=labels,
     )
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
@@ -157,21 +173,30 @@ def _reduce(vectors: np.ndarray, dims: int):
 
 
 def _extract(rows, card: ModelCard, options: BuildOptions):
-    """Descriptors of the catalogue: on Ray, in resumable shards over worker processes, or in this process."""
+    """Descriptors of the catalogue (and the words on each image with ``options.ocr``): on Ray, in resumable
+    shards over worker processes, or in this process."""
+    reader = (options.text_detector, options.text_recogniser) if options.ocr else None
     if options.ray:
         from .distributed import extract_on_ray  # Ray is an optional extra: imported only when asked for
 
         return extract_on_ray(rows, options.model, card, options.levels, batch_size=options.batch_size,
-                              workers=max(1, options.workers), backend=options.backend)
+                              workers=max(1, options.workers), backend=options.backend, reader=reader)
     if options.workers > 1 or options.work_dir is not None:
-        return _extract_in_shards(rows, card, options)
+        return _extract_in_shards(rows, card, options, reader)
     with open_backend(options.model, options.backend, threads=options.threads) as backend:
         embedder = Embedder(backend, card, options.levels)
-        return extract_features(rows, embedder, options.batch_size, workers=options.threads or 2, progress=options.progress)
+        label_reader = LabelReader.open(*reader, threads=options.threads, max_lines=CATALOGUE_LINES) if reader else None
+        try:
+            return extract_features(rows, embedder, options.batch_size, workers=options.threads or 2,
+                                    progress=options.progress, reader=label_reader)
+        finally:
+            if label_reader is not None:
+                label_reader.close()
 
 
-def _extract_in_shards(rows, card: ModelCard, options: BuildOptions):
-    shard_options = ShardOptions(workers=max(1, options.workers), batch_size=options.batch_size, backend=options.backend)
+def _extract_in_shards(rows, card: ModelCard, options: BuildOptions, reader: tuple[Path, Path] | None):
+    shard_options = ShardOptions(workers=max(1, options.workers), batch_size=options.batch_size, backend=options.backend,
+                                 reader=reader)
     if options.work_dir is not None:
         return extract_sharded(rows, options.model, card, options.levels, options.work_dir, shard_options)
     with tempfile.TemporaryDirectory(prefix="shadematch-shards-") as work:

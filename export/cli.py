@@ -42,6 +42,10 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
     p.add_argument("--work-dir", type=Path, default=None, help="keep finished feature shards here; a rerun resumes from them")
     p.add_argument("--ray", action="store_true", help="extract features on Ray (extra `distributed`; RAY_ADDRESS picks a cluster)")
+    p.add_argument("--ocr", choices=("on", "off"), default="on", help="read the text on every catalogue image into a "
+                   "label index, so queries match the words on the photo too (default: on)")
+    p.add_argument("--label-weight", type=float, default=None, metavar="W", help="weight of a fully trusted text match "
+                   "against the visual similarity (default: chosen on Grocery Store val; `shadematch tune` re-chooses it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
@@ -70,7 +74,11 @@ def _build(args: argparse.Namespace) -> int:
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, pictures=not args.no_pictures, text=text,
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
                            workers=args.workers, work_dir=args.work_dir, ray=args.ray, projection=args.projection,
-                           reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage)
+                           reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on")
+    if args.label_weight is not None:
+        if args.label_weight < 0:
+            raise ShadematchError(f"--label-weight must be >= 0, got {args.label_weight}")
+        options.label_weight = args.label_weight
     if args.model is not None:
         options.model = args.model
     report = build_bundle(args.catalog, args.out, options)

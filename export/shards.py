@@ -28,8 +28,11 @@ from runtime.bundle import sha256_file
 from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ImageError
 from runtime.describe.modelcard import ModelCard
+from runtime.reading.photos import decode_photos, describe_and_read
+from runtime.reading.reader import CATALOGUE_LINES, LabelReader
 
 from .catalog import CatalogRow, Problem
+from .features import Reads
 
 PLAN = "plan.json"
 
@@ -41,6 +44,8 @@ class ShardOptions:
     batch_size: int = 32
     backend: str = "auto"
     threads_per_worker: int = 1
+    #: The text detector and recogniser that read each row's label beside its descriptor (None: no reading).
+    reader: tuple[Path, Path] | None = None
 
 
 @dataclass
@@ -54,17 +59,18 @@ class ShardReport:
 def extract_sharded(
     rows: Sequence[CatalogRow], model: Path, card: ModelCard, levels: int, work: Path,
     options: ShardOptions = ShardOptions(), report: ShardReport | None = None,
-) -> tuple[np.ndarray, list[CatalogRow], list[Problem]]:
-    """Descriptors of every decodable row, as export.features.extract_features returns them."""
+) -> tuple[np.ndarray, list[CatalogRow], list[Problem], Reads | None]:
+    """Descriptors (and words read) of every decodable row, as export.features.extract_features returns them."""
     report = ShardReport() if report is None else report
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    _check_plan(work, rows, model, levels, options.shard_rows)
+    _check_plan(work, rows, model, levels, options.shard_rows, options.reader)
     starts = list(range(0, len(rows), options.shard_rows))
     todo = [i for i in range(len(starts)) if not _shard_path(work, i).is_file()]
     report.reused = [i for i in range(len(starts)) if i not in todo]
     tasks = [(i, [(row.line, str(row.image)) for row in rows[starts[i] : starts[i] + options.shard_rows]]) for i in todo]
-    init = (str(model), card.raw, levels, options.backend, options.threads_per_worker, options.batch_size, str(work))
+    reader = tuple(map(str, options.reader)) if options.reader else None
+    init = (str(model), card.raw, levels, options.backend, options.threads_per_worker, options.batch_size, str(work), reader)
     if options.workers <= 1:
         _init_worker(*init)
         report.computed = [_run_shard(task) for task in tasks]
@@ -73,7 +79,7 @@ def extract_sharded(
         with ProcessPoolExecutor(max_workers=options.workers, mp_context=context, initializer=_init_worker,
                                  initargs=init) as pool:
             report.computed = list(pool.map(_run_shard, tasks))
-    return _merge(rows, work, len(starts), card.feature_dim)
+    return _merge(rows, work, len(starts), card.feature_dim, options.reader is not None)
 
 
 # --- one worker process ------------------------------------------------------------------------------------
@@ -81,36 +87,48 @@ def extract_sharded(
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(model: str, card_raw: dict, levels: int, backend: str, threads: int, batch_size: int, work: str) -> None:
+def _init_worker(model: str, card_raw: dict, levels: int, backend: str, threads: int, batch_size: int, work: str,
+                 reader: tuple[str, str] | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     card = ModelCard.from_dict(card_raw)
     _WORKER.clear()
     _WORKER.update(embedder=Embedder(open_backend(model, backend, threads=threads), card, levels),
-                   batch_size=batch_size, work=Path(work))
+                   batch_size=batch_size, work=Path(work),
+                   reader=LabelReader.open(*reader, threads=threads, max_lines=CATALOGUE_LINES) if reader else None)
 
 
 def _run_shard(task: tuple[int, list[tuple[int, str]]]) -> int:
     index, items = task
     embedder: Embedder = _WORKER["embedder"]  # type: ignore[assignment]
     batch_size: int = _WORKER["batch_size"]  # type: ignore[assignment]
-    kept, problems, chunks = [], [], []
+    reader: LabelReader | None = _WORKER["reader"]  # type: ignore[assignment]
+    kept, problems, chunks, words = [], [], [], []
     for start in range(0, len(items), batch_size):
         prepared = []
         for position, (line, image) in enumerate(items[start : start + batch_size], start=start):
             try:
-                prepared.append(embedder.prepare(image))
+                prepared.append(decode_photos([image])[0] if reader is not None else embedder.prepare(image))
                 kept.append(position)
             except ImageError as exc:
                 problems.append((line, str(exc)))
-        if prepared:
+        if prepared and reader is not None:
+            vectors, read = describe_and_read(embedder, reader, prepared, len(prepared))
+            chunks.append(vectors)
+            words += [[(w.text, w.confidence) for w in row] for row in read]
+        elif prepared:
             chunks.append(embedder.embed_batch(np.stack(prepared)))
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.card.feature_dim), np.float32)
     target = _shard_path(_WORKER["work"], index)  # type: ignore[arg-type]
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "wb") as handle:
+        # Words as flat arrays (text, confidence, index of the kept row): an .npz without object arrays.
+        flat = [(text, confidence, i) for i, row in enumerate(words) for text, confidence in row]
         np.savez(handle, vectors=vectors, kept=np.asarray(kept, np.int64),
                  problem_lines=np.asarray([p[0] for p in problems], np.int64),
-                 problem_messages=np.asarray([p[1] for p in problems], dtype=str))
+                 problem_messages=np.asarray([p[1] for p in problems], dtype=str),
+                 read_text=np.asarray([f[0] for f in flat], dtype=str),
+                 read_confidence=np.asarray([f[1] for f in flat], np.float32),
+                 read_row=np.asarray([f[2] for f in flat], np.int64))
     os.replace(tmp, target)
     return index
 
@@ -121,12 +139,15 @@ def _shard_path(work: Path, index: int) -> Path:
     return work / f"shard-{index:05d}.npz"
 
 
-def _check_plan(work: Path, rows: Sequence[CatalogRow], model: Path, levels: int, shard_rows: int) -> None:
+def _check_plan(work: Path, rows: Sequence[CatalogRow], model: Path, levels: int, shard_rows: int,
+                reader: tuple[Path, Path] | None = None) -> None:
     digest = hashlib.sha256()
     for row in rows:
         digest.update(f"{row.id}\x00{row.image}\n".encode())
     plan = {"model_sha256": sha256_file(model), "levels": levels, "shard_rows": shard_rows, "rows": len(rows),
-            "rows_sha256": digest.hexdigest()}
+            "rows_sha256": digest.hexdigest(),
+            # shards with words and shards without them never mix
+            "reader_sha256": [sha256_file(Path(path)) for path in reader] if reader else None}
     path = work / PLAN
     if path.is_file():
         earlier = json.loads(path.read_text(encoding="utf-8"))
@@ -140,8 +161,9 @@ def _check_plan(work: Path, rows: Sequence[CatalogRow], model: Path, levels: int
     os.replace(tmp, path)
 
 
-def _merge(rows: Sequence[CatalogRow], work: Path, shards: int, dim: int) -> tuple[np.ndarray, list[CatalogRow], list[Problem]]:
-    vectors, kept, problems = [], [], []
+def _merge(rows: Sequence[CatalogRow], work: Path, shards: int, dim: int, with_reads: bool
+           ) -> tuple[np.ndarray, list[CatalogRow], list[Problem], Reads | None]:
+    vectors, kept, problems, reads = [], [], [], []
     shard_rows = json.loads((work / PLAN).read_text(encoding="utf-8"))["shard_rows"]
     for index in range(shards):
         with np.load(_shard_path(work, index), allow_pickle=False) as shard:
@@ -149,5 +171,9 @@ def _merge(rows: Sequence[CatalogRow], work: Path, shards: int, dim: int) -> tup
             kept += [rows[index * shard_rows + int(i)] for i in shard["kept"]]
             problems += [Problem(int(line), str(message))
                          for line, message in zip(shard["problem_lines"], shard["problem_messages"])]
+            words: Reads = [[] for _ in shard["kept"]]
+            for text, confidence, row in zip(shard["read_text"], shard["read_confidence"], shard["read_row"]):
+                words[int(row)].append((str(text), float(confidence)))
+            reads += words
     merged = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
-    return merged, kept, problems
+    return merged, kept, problems, reads if with_reads else None

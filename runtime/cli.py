@@ -72,6 +72,17 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
 
 
+def add_ocr_option(parser: argparse.ArgumentParser) -> None:
+    """--ocr on|off, shared by every command that queries a bundle."""
+    parser.add_argument("--ocr", choices=("on", "off"), default=None, help="read the text on the photo and fuse it with "
+                        "the visual search (default: on when the bundle carries a label index)")
+
+
+def ocr_choice(args: argparse.Namespace) -> bool | None:
+    """--ocr as Retriever.open takes it: None (the bundle decides), True or False."""
+    return None if args.ocr is None else args.ocr == "on"
+
+
 def _register_query(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("query", help="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
     add_bundle_option(p)
@@ -81,6 +92,7 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--all-images", action="store_true", help="rank catalogue images, several of one product allowed "
                    "(default: one result per product, by its best image)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_query)
 
@@ -88,17 +100,18 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
 def _query(args: argparse.Namespace) -> int:
     from .retriever import Retriever
 
-    with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads) as retriever:
-        results = retriever.query_batch(list(args.images), k=args.k, top=args.top, distinct=not args.all_images)
+    ocr = ocr_choice(args)
+    with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads, ocr=ocr) as retriever:
+        answers = retriever.answer(list(args.images), k=args.k, top=args.top, distinct=not args.all_images, ocr=ocr)
     if args.json:
-        print(json.dumps({"results": [
-            {"image": str(image), "matches": [m.to_dict() for m in matches]}
-            for image, matches in zip(args.images, results)
-        ]}, ensure_ascii=False))
+        print(json.dumps({"results": [{"image": str(image), **answer.to_dict()}
+                                      for image, answer in zip(args.images, answers)]}, ensure_ascii=False))
         return 0
-    for image, matches in zip(args.images, results):
+    for image, answer in zip(args.images, answers):
         print(image)
-        for rank, match in enumerate(matches, start=1):
+        if answer.words:
+            print("  read: " + " ".join(word.text for word in answer.words))
+        for rank, match in enumerate(answer.matches, start=1):
             title = match.title if len(match.title) <= 72 else match.title[:71] + "…"
             print(f"  {rank}. {match.score:6.3f}  [{match.stage:6}]  {title}  ({match.id})")
     return 0
@@ -168,6 +181,7 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_eval)
 
@@ -177,8 +191,9 @@ def _eval(args: argparse.Namespace) -> int:
     from .retriever import Retriever
 
     queries = read_queries(args.queries)
-    with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads) as retriever:
-        report = evaluate(retriever, queries, batch_size=args.batch_size)
+    ocr = ocr_choice(args)
+    with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads, ocr=ocr) as retriever:
+        report = evaluate(retriever, queries, batch_size=args.batch_size, ocr=ocr)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -190,38 +205,51 @@ def _eval(args: argparse.Namespace) -> int:
     print("k  mAP@7   improved%  impaired%")
     for k, row in report["ablation"].items():
         print(f"{k}  {row['map7']:.4f}  {row['improved_pct']:8.1f}  {row['impaired_pct']:8.1f}")
+    off = report.get("ocr_off")
+    if off:
+        print(f"OCR on: mAP@7 {report['map7']:.4f}, top-1 {report['top1']:.4f}; off: mAP@7 {off['map7']:.4f}, "
+              f"top-1 {off['top1']:.4f} ({report['ocr']['photos_with_text']} of {report['queries']} photos gave text)")
+        for name, sub in off.get("subsets", {}).items():
+            on = report["subsets"][name]
+            print(f"  {name:12} product top-1 on {on['products']['top1']:.4f} / off {sub['products']['top1']:.4f}; "
+                  f"mAP@7 on {on['map7']:.4f} / off {sub['map7']:.4f}")
     return 0
 
 
 def _register_text(commands: argparse._SubParsersAction) -> None:
-    from .reading.detector import DEFAULT_TEXT_MODEL
-
-    p = commands.add_parser("text", help="detect text in a photo", description="Detect text boxes with the EAST model; optionally draw them.")
+    p = commands.add_parser("text", help="read the text on a photo", description=(
+        "Read the text on a photo (PP-OCRv4 detection and recognition on ONNX Runtime) and print each line with its "
+        "confidence and box. With --bundle it reads the product region the bundle's visual model points at, as queries do."))
     p.add_argument("image", type=Path, metavar="IMAGE", help="photo file")
+    p.add_argument("--bundle", type=Path, default=None, help="read as this bundle's queries do (its reader, the product region)")
     p.add_argument("--out", type=Path, default=None, help="write an overlay picture (PNG) here")
-    p.add_argument("--json", action="store_true", help='print {"boxes": [{"quad": [[x, y] x4], "score": s}, ...]}')
-    p.add_argument("--model", type=Path, default=DEFAULT_TEXT_MODEL, help="EAST ONNX model with its .card.json")
-    p.add_argument("--threshold", type=float, default=0.8, help="score threshold (default: 0.8)")
+    p.add_argument("--json", action="store_true", help='print {"words": [{"text", "confidence", "box": [x0, y0, x1, y1]}, ...]}')
     add_backend_options(p)
     p.set_defaults(handler=_text)
 
 
 def _text(args: argparse.Namespace) -> int:
-    from .describe.image import load_image
-    from .reading.detector import TextDetector
     from .reading.overlay import draw_overlay
+    from .reading.photos import decode_photos
+    from .reading.reader import LabelReader
+    from .retriever import Retriever
 
-    with TextDetector.open(args.model, args.backend or "auto", args.threads, score_threshold=args.threshold) as detector:
-        boxes = detector.detect(args.image)
+    photo = decode_photos([args.image])[0]  # the pixels the reader sees: the boxes are in them
+    if args.bundle is not None:
+        with Retriever.open(args.bundle, backend=args.backend, threads=args.threads, ocr=True) as retriever:
+            words = retriever.read(photo)
+    else:
+        with LabelReader.open(threads=args.threads) as reader:
+            words = reader.read(photo)
     if args.out is not None:
-        draw_overlay(load_image(args.image), boxes, args.out)
+        draw_overlay(photo, words, args.out)
     if args.json:
-        print(json.dumps({"boxes": [box.to_dict() for box in boxes]}))
+        print(json.dumps({"words": [word.to_dict() for word in words]}, ensure_ascii=False))
         return 0
-    print(f"{args.image}: {len(boxes)} text box(es)" + (f"; overlay in {args.out}" if args.out else ""))
-    for box in boxes:
-        corners = " ".join(f"({x:.0f},{y:.0f})" for x, y in box.quad)
-        print(f"  {box.score:.3f}  {corners}")
+    print(f"{args.image}: {len(words)} line(s) read" + (f"; overlay in {args.out}" if args.out else ""))
+    for word in words:
+        x0, y0, x1, y1 = word.box
+        print(f"  {word.confidence:.3f}  {word.text}  ({x0:.0f},{y0:.0f})-({x1:.0f},{y1:.0f})")
     return 0
 
 

@@ -12,6 +12,10 @@ from .backends import Backend, open_backend
 from .bundle import Bundle, open_bundle
 from .describe.embedder import Embedder
 from .describe.image import ImageSource
+from .errors import ShadematchError
+from .reading.photos import decode_photos, describe_and_read
+from .reading.reader import LabelReader, Word
+from .search.fusion import TextEvidence
 from .search.two_stage import Hit, two_stage_search
 
 
@@ -31,67 +35,131 @@ class Match:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a photo gets: the matches, and the words read on its label (empty when reading is off)."""
+
+    matches: list[Match]
+    words: list[Word]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"matches": [m.to_dict() for m in self.matches], "words": [w.to_dict() for w in self.words]}
+
+
 class Retriever:
-    """A loaded bundle plus an inference backend.
+    """A loaded bundle plus an inference backend (and a label reader when the bundle carries a label index).
 
     Thread safety: ``query``, ``query_batch`` and ``search`` may run from several threads at once (the
     bundle is read-only; ONNX Runtime sessions are thread-safe, and the TensorRT backend gives each thread its
     own execution context and stream); ``close`` must come last.
     """
 
-    def __init__(self, bundle: Bundle, backend: Backend) -> None:
+    def __init__(self, bundle: Bundle, backend: Backend, reader: LabelReader | None = None) -> None:
         self.bundle = bundle
         self.backend = backend
         self.embedder = Embedder(backend, bundle.card, bundle.levels, projection=bundle.projection)
+        self.reader = reader
 
     @classmethod
     def open(
-        cls, path: str | Path, *, backend: str | None = None, threads: int | None = None, verify: bool = True
+        cls, path: str | Path, *, backend: str | None = None, threads: int | None = None, verify: bool = True,
+        ocr: bool | None = None,
     ) -> "Retriever":
         """Open and verify a bundle, then load its visual model with ``backend`` ("auto", "tensorrt",
         "onnxruntime"; default: the bundle's choice). "auto" runs one of the bundle's TensorRT plans when
-        one fits this GPU and library, else ONNX Runtime (the reason is logged to the "shadematch" logger)."""
+        one fits this GPU and library, else ONNX Runtime (the reason is logged to the "shadematch" logger).
+        ``ocr``: load the bundle's label reader (default: when the bundle carries one; True on a bundle without
+        one is an error)."""
         bundle = open_bundle(path, verify=verify)
-        return cls(bundle, open_backend(bundle.model_path, backend or bundle.backend, threads=threads))
+        if ocr and not bundle.reads_labels:
+            raise ShadematchError(f"{bundle.path}: the bundle has no label index; rebuild it with `shadematch build --ocr on`")
+        models = bundle.text_models if ocr is not False else None
+        reader = LabelReader.open(*models, threads=threads) if models else None
+        return cls(bundle, open_backend(bundle.model_path, backend or bundle.backend, threads=threads), reader)
+
+    @property
+    def reads_labels(self) -> bool:
+        """Whether queries read the text on the photo and fuse it with the visual search."""
+        return self.reader is not None and self.bundle.labels is not None
 
     def query(self, image: ImageSource, *, k: int | None = None, top: int | None = None,
-              distinct: bool = True) -> list[Match]:
+              distinct: bool = True, ocr: bool | None = None) -> list[Match]:
         """The best ``top`` (default 7) products for one photo, each by its best catalogue image (``distinct``
         False: the best ``top`` catalogue images, several of one product allowed)."""
-        return self.query_batch([image], k=k, top=top, distinct=distinct)[0]
+        return self.query_batch([image], k=k, top=top, distinct=distinct, ocr=ocr)[0]
 
     def query_batch(
         self, images: Sequence[ImageSource], *, k: int | None = None, top: int | None = None, batch_size: int = 16,
-        distinct: bool = True,
+        distinct: bool = True, ocr: bool | None = None,
     ) -> list[list[Match]]:
         """Results for several photos, run through the model in batches."""
-        return self.search(self.embed(images, batch_size=batch_size), k=k, top=top, distinct=distinct)
+        return [answer.matches for answer in self.answer(images, k=k, top=top, batch_size=batch_size,
+                                                         distinct=distinct, ocr=ocr)]
+
+    def answer(
+        self, images: Sequence[ImageSource], *, k: int | None = None, top: int | None = None, batch_size: int = 16,
+        distinct: bool = True, ocr: bool | None = None,
+    ) -> list[Answer]:
+        """Matches and the words read, per photo. ``ocr`` (default: on when the bundle reads labels) reads the
+        text on each photo and fuses it with the visual ranking (runtime.search.fusion)."""
+        descriptors, words = self.describe(images, batch_size=batch_size, ocr=ocr)
+        matches = self.search(descriptors, k=k, top=top, distinct=distinct, words=words)
+        return [Answer(m, w or []) for m, w in zip(matches, words or [None] * len(matches))]
+
+    def describe(self, images: Sequence[ImageSource], *, batch_size: int = 16, ocr: bool | None = None
+                 ) -> tuple[np.ndarray, list[list[Word]] | None]:
+        """Descriptors (N, D) of photos and, with ``ocr`` on, the words read on each (else None)."""
+        if not self._ocr(ocr):
+            return self.embed(images, batch_size=batch_size), None
+        return describe_and_read(self.embedder, self.reader, decode_photos(images), batch_size)
+
+    def read(self, image: ImageSource) -> list[Word]:
+        """The words on one photo's product region (needs a bundle that reads labels)."""
+        return self.describe([image], ocr=True)[1][0]
 
     def embed(self, images: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
         """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index (projected if it has a projection)."""
         return self.embedder.embed(images, batch_size=batch_size)
 
     def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None,
-               vote: int | None = None, distinct: bool = True) -> list[list[Match]]:
+               vote: int | None = None, distinct: bool = True, words: Sequence[Sequence[Word]] | None = None,
+               text_weight: float | None = None) -> list[list[Match]]:
         """Two-stage search (Algorithm 1) for precomputed descriptors; k = 0 is visual-only. ``vote`` (default:
         the bundle's) is the visual top-m whose product vote picks the first result (0 = off). ``distinct``: one
-        result per product (its first image in the ranking), else the image-level ranking of the challenge."""
+        result per product (its first image in the ranking), else the image-level ranking of the challenge.
+        ``words`` (one list per descriptor) are fused in first with ``text_weight`` (default: the bundle's)."""
         k = self.bundle.k if k is None else k
         top = self.bundle.top if top is None else top
         vote = self.bundle.vote if vote is None else vote
         if k < 0 or top < 1 or vote < 0:
             raise ValueError(f"need k >= 0, top >= 1 and vote >= 0, got k={k}, top={top}, vote={vote}")
+        evidence = None
+        if words is not None and self.bundle.labels is not None:
+            if len(words) != len(descriptors):
+                raise ValueError(f"need one word list per descriptor, got {len(words)} for {len(descriptors)}")
+            weight = self.bundle.label_weight if text_weight is None else text_weight
+            evidence = [TextEvidence.from_words(self.bundle.labels, [(w.text, w.confidence) for w in row], weight)
+                        for row in words]
         hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top, vote=vote,
-                                products=self.bundle.products if vote > 1 or distinct else None, distinct=distinct)
+                                products=self.bundle.products if vote > 1 or distinct else None, distinct=distinct,
+                                evidence=evidence)
         return [[self._match(hit) for hit in row] for row in hits]
+
+    def _ocr(self, ocr: bool | None) -> bool:
+        if ocr and not self.reads_labels:
+            raise ShadematchError(f"{self.bundle.path}: OCR asked for, but the bundle has no label index "
+                                  "(or the retriever was opened with ocr=False)")
+        return self.reads_labels if ocr is None else bool(ocr)
 
     def _match(self, hit: Hit) -> Match:
         item = self.bundle.catalog[hit.row]
         return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image)
 
     def close(self) -> None:
-        """Release the backend; idempotent."""
+        """Release the backend (and the reader); idempotent."""
         self.backend.close()
+        if self.reader is not None:
+            self.reader.close()
 
     def __enter__(self) -> "Retriever":
         return self

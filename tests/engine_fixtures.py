@@ -1,6 +1,7 @@
 """Real TensorRT for RTX plans of every shipped model, built once per session (ahead of time, no GPU)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,17 @@ ENGINES = ROOT / "engines"
 RTX_MISSING = "TensorRT for RTX (tensorrt_rtx) is not installed: pip install 'shadematch[rtx]'"
 
 
+#: Tasks whose shipped models get TensorRT plans: the visual model and MANet's EAST text branch. The label reader's
+#: PP-OCR models (text_detection, text_recognition) run on ONNX Runtime only (runtime.reading.reader).
+PLANNED_TASKS = ("visual", "text")
+
+
 def shipped_models() -> list[Path]:
-    """Every shipped ONNX model, found by its card (a model added to engines/ later is covered too)."""
-    return sorted(ENGINES / card.name.replace(".card.json", ".onnx") for card in ENGINES.glob("*.card.json"))
+    """Every shipped ONNX model that plans are built for, found by its card (a model added to engines/ later is
+    covered too)."""
+    cards = sorted(ENGINES.glob("*.card.json"))
+    return [ENGINES / card.name.replace(".card.json", ".onnx") for card in cards
+            if json.loads(card.read_text(encoding="utf-8"))["task"] in PLANNED_TASKS]
 
 
 def needs_rtx() -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.bundle import FORMAT_VERSION, open_bundle, sha256_files
+from runtime.bundle import FORMAT_VERSION, MANIFEST, open_bundle, sha256_files
 from runtime.errors import BundleError
+
+from .conftest import DEMO
 
 
 def _edit_manifest(bundle: Path, edit) -> None:
@@ -28,7 +30,7 @@ def test_demo_bundle_opens_and_parts_agree(demo_bundle: Path) -> None:
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     manifest = bundle.manifest
     # the default adapted projection needs version 2 (a bundle without one stays version 1: test_adapted_projection)
-    assert manifest["format_version"] == 2 and manifest["descriptor"]["projection"]["kind"] == "adapted"
+    assert manifest["format_version"] == 3 and manifest["descriptor"]["projection"]["kind"] == "adapted"
     assert {"numpy", "onnxruntime", "hnswlib"} <= set(manifest["libraries"])
     assert set(manifest["files"]) >= {"models/visual.onnx", "vectors.npy", "text_map.npz", "catalog.jsonl",
                                       "projection.npz", "adaptation.npz"}
@@ -146,3 +148,36 @@ def test_the_bundle_format_and_the_engine_plans_do_not_import_each_other() -> No
     code = ("import sys, runtime.engines.plans; assert 'runtime.bundle' not in sys.modules, 'plans imports bundle'; "
             "import runtime.bundle.layout, runtime.bundle.manifest; print('ok')")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
+
+
+def test_the_label_index_must_cover_the_catalogue(bundle_copy: Path) -> None:
+    from runtime.bundle.write import _file_entries, _write_manifest
+    from runtime.search.label_index import LabelIndex
+
+    labels = LabelIndex.load(bundle_copy / "labels.npz")
+    LabelIndex(labels.vocabulary, labels.idf, labels.indptr, labels.products, labels.weights,
+               np.r_[labels.row_product, 0], labels.reads).save(bundle_copy / "labels.npz")
+    manifest = json.loads((bundle_copy / MANIFEST).read_text())
+    manifest["files"] = _file_entries(bundle_copy)
+    _write_manifest(bundle_copy, manifest)
+    with pytest.raises(BundleError, match="labels.npz covers 25 rows, the catalogue has 24"):
+        open_bundle(bundle_copy)
+
+
+def test_a_bundle_without_labels_answers_from_the_image_alone(tmp_path: Path, demo_queries: list[Path]) -> None:
+    from export.build import BuildOptions, build_bundle
+    from runtime.errors import ShadematchError
+    from runtime.retriever import Retriever
+
+    build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, pictures=False, ocr=False))
+    bundle = open_bundle(tmp_path / "b")
+    assert bundle.labels is None and bundle.manifest["format_version"] == 2 and "labels" not in bundle.manifest
+    assert not any(name.startswith("models/text_") for name in bundle.manifest["files"])
+    with Retriever.open(tmp_path / "b") as retriever:
+        assert not retriever.reads_labels
+        answer = retriever.answer(demo_queries[:1])[0]
+        assert answer.words == [] and len(answer.matches) == 7
+        with pytest.raises(ShadematchError, match="no label index"):
+            retriever.query(demo_queries[0], ocr=True)
+    with pytest.raises(ShadematchError, match="no label index"):
+        Retriever.open(tmp_path / "b", ocr=True)

@@ -22,7 +22,11 @@ def test_query_json(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.
 def test_query_text_output(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "--bundle", str(demo_bundle), str(demo_queries[0]), "--top", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == str(demo_queries[0]) and len(lines) == 5 and "[visual]" in lines[1]
+    assert lines[0] == str(demo_queries[0]) and lines[1].startswith("  read: ")  # the words on the label
+    assert len(lines) == 6 and "[visual]" in lines[2]
+    assert main(["query", "--bundle", str(demo_bundle), str(demo_queries[0]), "--top", "4", "--ocr", "off"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and "[visual]" in lines[1]
 
 
 def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -33,6 +37,12 @@ def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixt
         assert 0.0 <= report[key] <= 1.0
     assert set(report["ablation"]) == {str(k) for k in range(1, 7)}
     assert set(report["ablation"]["3"]) == {"map7", "improved_pct", "impaired_pct"}
+    # the demo bundle reads labels: the report is the fused search's, and the same figures without the words
+    assert report["ocr"]["photos_with_text"] >= 8 and report["ocr"]["label_weight"] > 0
+    assert set(report["ocr_off"]) >= {"map7", "top1", "products", "subsets"}
+    assert main(["eval", "--bundle", str(demo_bundle), "--queries", str(DEMO / "queries.csv"), "--json", "--ocr", "off"]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert "ocr_off" not in off and off["map7"] == pytest.approx(report["ocr_off"]["map7"])
     assert report["subsets"]["Packages"]["queries"] == 12
     assert report["k"] == 1 and report["map7"] == report["ablation"]["1"]["map7"]
     assert report["vote"] == 10 and set(report["without_vote"]) == {"map7", "top1"}

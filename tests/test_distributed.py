@@ -32,6 +32,10 @@ def test_ray_build_equals_the_single_process_bundle(local_ray, demo_bundle: Path
     assert [item.id for item in got.catalog] == [item.id for item in want.catalog]
     np.testing.assert_allclose(got.index.vectors, want.index.vectors, atol=1e-5)
     np.testing.assert_array_equal(got.text_map.indices, want.text_map.indices)
+    # the labels are read on the Ray workers too, word for word as in one process
+    np.testing.assert_array_equal(got.labels.reads.text, want.labels.reads.text)
+    np.testing.assert_array_equal(got.labels.reads.row, want.labels.reads.row)
+    np.testing.assert_allclose(got.labels.reads.confidence, want.labels.reads.confidence, atol=1e-4)
 
 
 def test_ray_reports_bad_images_by_line(local_ray, tmp_path: Path) -> None:
@@ -46,6 +50,9 @@ def test_ray_reports_bad_images_by_line(local_ray, tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     rows = rows[:4] + [rows[4].__class__(rows[4].line, rows[4].id, broken, rows[4].title, rows[4].group)] + rows[5:7]
-    vectors, kept, problems = extract_on_ray(rows, MODEL, load_checked_card(MODEL), DEFAULT_LEVELS, batch_size=3, workers=2)
-    assert len(vectors) == len(kept) == 6
+    from runtime.reading.reader import DEFAULT_DETECTOR, DEFAULT_RECOGNISER
+
+    vectors, kept, problems, reads = extract_on_ray(rows, MODEL, load_checked_card(MODEL), DEFAULT_LEVELS, batch_size=3,
+                                                    workers=2, reader=(DEFAULT_DETECTOR, DEFAULT_RECOGNISER))
+    assert len(vectors) == len(kept) == len(reads) == 6
     assert [p.line for p in problems] == [rows[4].line] and "broken.jpg" in problems[0].message

@@ -85,6 +85,16 @@ def test_query_finds_the_product_like_the_python_api(client: KioskClient, demo_b
     assert {m["stage_label"] for m in matches} <= {"visual", "text-refined"}
 
 
+def test_the_words_read_come_back_and_are_marked_in_the_titles(client: KioskClient) -> None:
+    photo = DEMO / "images" / "god-morgon-orange-red-grapefruit-juice_query.jpg"
+    payload = client.query(photo.read_bytes(), filename=photo.name).json()
+    assert "grapefruit" in [w["text"].lower() for w in payload["words"]]
+    assert all(len(w["box"]) == 4 for w in payload["words"])
+    best = payload["matches"][0]
+    assert best["group"] == "God-Morgon-Orange-Red-Grapefruit-Juice"
+    assert "Grapefruit" in [best["title"][a:b] for a, b in best["title_read"]]
+
+
 def test_every_demo_query_answers_seven(client: KioskClient, demo_queries: list[Path]) -> None:
     for photo in demo_queries:
         reply = client.query(photo.read_bytes(), filename=photo.name)

@@ -37,6 +37,11 @@ def _edit(bundle: Path, change: Callable[[dict], Any]) -> None:
     (lambda m: m["files"].update({"a/./b": {"bytes": 1, "sha256": "0" * 64}}), "not a file inside the bundle"),
     (lambda m: m["index"].update(file="elsewhere.bin"), "index.file names 'elsewhere.bin', which the manifest's files do not list"),
     (lambda m: m.update(search=[1, 2]), "section 'search' is missing or malformed"),
+    (lambda m: m["labels"].update(weight=-1), r"labels.weight must be a number in 0.0..100.0, got -1"),
+    (lambda m: m["labels"].update(weight="heavy"), r"labels.weight must be a number"),
+    (lambda m: m["labels"].update(file="other.npz"), "labels.file names 'other.npz', which the manifest's files do not list"),
+    (lambda m: m["labels"].pop("recogniser"), "labels.recogniser names None"),
+    (lambda m: m.update(labels=3), "section 'labels' is missing or malformed"),
     (lambda m: m.update(format_version="2"), "bundle format version 2, but this shadematch reads"),
 ])
 def test_bad_manifest_values_are_bundle_errors_naming_the_field(bundle_copy: Path, change, message: str,

@@ -31,7 +31,7 @@ def rows():
 def single_process(rows) -> np.ndarray:
     card = load_checked_card(MODEL)
     with open_backend(MODEL, threads=1) as backend:
-        vectors, kept, problems = extract_features(rows, Embedder(backend, card, DEFAULT_LEVELS), progress=False)
+        vectors, kept, problems, _ = extract_features(rows, Embedder(backend, card, DEFAULT_LEVELS), progress=False)
     assert len(kept) == len(rows) and not problems
     return vectors
 
@@ -40,7 +40,7 @@ def test_interrupted_run_resumes_only_the_missing_shard(rows, single_process, tm
     card = load_checked_card(MODEL)
     options = ShardOptions(workers=2, shard_rows=12, batch_size=8)
     first = ShardReport()
-    vectors, kept, problems = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path, options, first)
+    vectors, kept, problems, _ = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path, options, first)
     assert sorted(first.computed) == [0, 1] and first.reused == []
     np.testing.assert_allclose(vectors, single_process, atol=1e-5)
     assert [r.id for r in kept] == [r.id for r in rows] and problems == []
@@ -49,7 +49,7 @@ def test_interrupted_run_resumes_only_the_missing_shard(rows, single_process, tm
     stamp = kept_shard.stat().st_mtime_ns
     (tmp_path / "shard-00001.npz").unlink()  # the run "was interrupted" before shard 1 was written
     again = ShardReport()
-    resumed, _, _ = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path, options, again)
+    resumed, _, _, _ = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path, options, again)
     assert again.computed == [1] and again.reused == [0]
     assert kept_shard.stat().st_mtime_ns == stamp  # not rewritten
     np.testing.assert_allclose(resumed, single_process, atol=1e-5)
@@ -76,7 +76,7 @@ def test_bad_images_come_back_as_problems_by_line(rows, tmp_path: Path) -> None:
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     bad = rows[1].__class__(rows[1].line, rows[1].id, broken, rows[1].title, rows[1].group)
     mixed = [rows[0], bad, rows[2]]
-    vectors, kept, problems = extract_sharded(mixed, MODEL, load_checked_card(MODEL), DEFAULT_LEVELS, tmp_path / "w",
+    vectors, kept, problems, _ = extract_sharded(mixed, MODEL, load_checked_card(MODEL), DEFAULT_LEVELS, tmp_path / "w",
                                               ShardOptions(workers=1, shard_rows=2))
     assert [r.id for r in kept] == [rows[0].id, rows[2].id] and len(vectors) == 2
     assert [p.line for p in problems] == [rows[1].line] and "broken.jpg" in problems[0].message

@@ -106,9 +106,9 @@ def test_catalogue_extraction_in_large_batches_on_the_gpu(gpu_plan: Path, tmp_pa
         shutil.copy(source, target)
     rows, _ = read_catalog_csv(DEMO / "catalog.csv")
     card = load_checked_card(MODEL)
-    on_gpu, kept, problems = extract_sharded(rows, models / MODEL.name, card, DEFAULT_LEVELS, tmp_path / "gpu",
+    on_gpu, kept, problems, _ = extract_sharded(rows, models / MODEL.name, card, DEFAULT_LEVELS, tmp_path / "gpu",
                                              ShardOptions(workers=1, batch_size=16, backend="tensorrt"))
-    on_cpu, _, _ = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path / "cpu",
+    on_cpu, _, _, _ = extract_sharded(rows, MODEL, card, DEFAULT_LEVELS, tmp_path / "cpu",
                                    ShardOptions(workers=1, backend="onnxruntime"))
     assert len(kept) == len(rows) and not problems
     assert np.all((on_gpu * on_cpu).sum(axis=1) > 0.999)

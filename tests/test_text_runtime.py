@@ -1,4 +1,4 @@
-"""Text detection at query time with the shipped EAST model: detector, mask for eq. 2, the `text` command."""
+"""Text detection at query time with the shipped EAST model (detector, mask for eq. 2) and the `text` command."""
 from __future__ import annotations
 
 import json
@@ -16,6 +16,8 @@ from .conftest import DEMO, MODEL
 
 #: A real store photo of a carton with large printed text.
 PHOTO = DEMO / "images" / "arla-standard-milk_iconic.jpg"
+#: A shopper's photo of a juice carton whose label reads "orange&red grapefruit".
+LABEL_PHOTO = DEMO / "images" / "god-morgon-orange-red-grapefruit-juice_query.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +74,12 @@ def test_a_visual_model_is_not_a_text_detector() -> None:
 
 def test_text_command_json_and_overlay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     overlay = tmp_path / "overlay.png"
-    assert main(["text", str(PHOTO), "--out", str(overlay), "--json"]) == 0
-    boxes = json.loads(capsys.readouterr().out)["boxes"]
-    assert boxes and all(len(b["quad"]) == 4 and all(len(p) == 2 for p in b["quad"]) for b in boxes)
-    assert Image.open(overlay).size == Image.open(PHOTO).size
+    assert main(["text", str(LABEL_PHOTO), "--out", str(overlay), "--json"]) == 0
+    words = json.loads(capsys.readouterr().out)["words"]
+    # the command prints what it read, not only where
+    assert "grapefruit" in [w["text"].lower() for w in words]
+    assert all(len(w["box"]) == 4 and 0 < w["confidence"] <= 1 for w in words)
+    assert Image.open(overlay).size == Image.open(LABEL_PHOTO).size
 
 
 def test_text_command_on_a_bad_photo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

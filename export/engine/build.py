@@ -87,6 +87,10 @@ class _Logger:
             LOG.debug("TensorRT: %s", msg)
 
 
+#: Tasks whose models get TensorRT plans: the visual model and MANet's EAST text branch.
+PLANNED_TASKS = ("visual", "text")
+
+
 def build_engine(onnx_path: Path, out_dir: Path, options: EngineBuildOptions = EngineBuildOptions()) -> EngineBuildReport:
     """Build ``onnx_path`` (with its card) into ``out_dir``; returns the plan, its manifest and the time."""
     started = time.perf_counter()
@@ -94,6 +98,9 @@ def build_engine(onnx_path: Path, out_dir: Path, options: EngineBuildOptions = E
         raise EngineError(f"unknown precision {options.precision!r} (known: {', '.join(PRECISIONS)})")
     onnx_path = Path(onnx_path)
     card = load_checked_card(onnx_path)
+    if card.task not in PLANNED_TASKS:
+        raise EngineError(f"{card.name} is a {card.task} model: the label reader runs on ONNX Runtime, TensorRT plans "
+                          f"are built for {' and '.join(PLANNED_TASKS)} models")
     library = import_tensorrt(options.flavor)
     targets = _targets(library, options.compute_capabilities)
     profile = profile_for(card, options.max_batch)

@@ -5,8 +5,9 @@ FORMAT_NAME = "shadematch-bundle"
 #: The newest format this shadematch writes and reads. Version 2 adds a descriptor projection
 #: (`projection.npz`); a bundle without one is still written as version 1, so older kiosks keep opening it,
 #: while a version-1 reader refuses a projected bundle by its version instead of failing on dimensions.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 3 adds the label index and the text reading models (`labels`); bundles without them keep their version.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 MODEL_FILE = "models/visual.onnx"
 CARD_FILE = "models/visual.card.json"
@@ -17,6 +18,10 @@ CATALOG_FILE = "catalog.jsonl"
 PROJECTION_FILE = "projection.npz"
 #: An adapted projection's scatter and the catalogue rows before projection: read only by `shadematch tune`.
 ADAPTATION_FILE = "adaptation.npz"
+#: The label index (runtime.search.label_index) and the reading models of format 3.
+LABELS_FILE = "labels.npz"
+TEXT_DETECTOR_FILE = "models/text_detector.onnx"
+TEXT_RECOGNISER_FILE = "models/text_recogniser.onnx"
 ENGINES_DIR = "engines"
 #: Catalogue pictures for the kiosk's cards, one JPEG per row (`picture_name`): a moved bundle keeps them.
 PICTURES_DIR = "pictures"

@@ -30,6 +30,16 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class LabelsSection:
+    """Where the label index and the reading models are, and how much the words read count (runtime.search.fusion)."""
+
+    file: str
+    detector: str
+    recogniser: str
+    weight: float
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The checked manifest; ``raw`` is the JSON object as read (what `info --json` prints)."""
 
@@ -44,6 +54,8 @@ class Manifest:
     top: int
     vote: int
     items: int
+    #: The label index and text reading models (format 3), or None: the bundle answers from the image alone.
+    labels: "LabelsSection | None" = None
 
     @classmethod
     def parse(cls, raw: Any, where: str, readable_versions: tuple[int, ...], format_name: str) -> "Manifest":
@@ -73,6 +85,14 @@ class Manifest:
         params = IndexParams(**{key: check.integer(index, key, "index.", minimum=1 if key in ("M", "ef") else 0)
                                 for key in IndexParams().to_dict()})
         # backend and engines are checked where they are used (runtime.bundle._check_engines)
+        labels = None
+        if raw.get("labels") is not None:
+            check.section(raw, "labels")
+            section = raw["labels"]
+            for key in ("file", "detector", "recogniser"):
+                check.listed(section.get(key), files, f"labels.{key}")
+            labels = LabelsSection(section["file"], section["detector"], section["recogniser"],
+                                   check.number(section, "weight", "labels.", 0.0, 100.0))
         if raw.get("pictures") is not None and not isinstance(raw.get("pictures"), dict):
             raise BundleError(f"{where}: pictures must be an object or null")
         return cls(
@@ -82,7 +102,7 @@ class Manifest:
             index=params, index_file=index_file,
             k=check.integer(search, "k", "search."), top=check.integer(search, "top", "search.", minimum=1),
             vote=check.integer(search, "vote", "search.", default=0),
-            items=check.integer(raw["catalog"], "items", "catalog."),
+            items=check.integer(raw["catalog"], "items", "catalog."), labels=labels,
         )
 
 
@@ -108,6 +128,12 @@ class _Checker:
         if not minimum <= value <= _LIMITS.get(key, 1 << 62):
             raise self.fail(f"{prefix}{key} = {value} is out of range ({minimum}..{_LIMITS.get(key, 1 << 62)})")
         return value
+
+    def number(self, section: dict, key: str, prefix: str, minimum: float, maximum: float) -> float:
+        value = section.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
+            raise self.fail(f"{prefix}{key} must be a number in {minimum}..{maximum}, got {value!r}")
+        return float(value)
 
     def path(self, name: Any, field: str) -> str:
         """A file name of the bundle: relative, POSIX, no '..', no empty or '.' parts: it stays inside the bundle."""

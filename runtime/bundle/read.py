@@ -17,8 +17,9 @@ from ..checksums import sha256_files
 from ..engines.plans import PlanManifest
 from ..errors import BackendError, BundleError, ModelCardError
 from ..search.index import VisualIndex
-from ..describe.modelcard import ModelCard
+from ..describe.modelcard import ModelCard, card_path_for
 from ..describe.projection import Projection
+from ..search.label_index import LabelIndex
 from ..search.textmap import TextNeighbours
 from .catalog import CatalogItem, CatalogRows
 from .layout import (BACKENDS, CARD_FILE, CATALOG_FILE, ENGINES_DIR, FORMAT_NAME, MANIFEST, MODEL_FILE, PICTURES_DIR,
@@ -41,6 +42,25 @@ class Bundle:
     projection: Projection | None = None
     #: The manifest, checked and typed (``manifest`` is the same object as read).
     meta: Manifest | None = None
+    #: Products scored by the words read on a photo (None: a bundle built without reading its catalogue's labels).
+    labels: LabelIndex | None = None
+
+    @property
+    def reads_labels(self) -> bool:
+        """Whether the bundle carries a label index and the models that read the words a photo is compared by."""
+        return self.labels is not None
+
+    @property
+    def label_weight(self) -> float:
+        """How much a fully trusted text match adds to a row's visual similarity (runtime.search.fusion)."""
+        return self.meta.labels.weight if self.meta and self.meta.labels else 0.0
+
+    @property
+    def text_models(self) -> tuple[Path, Path] | None:
+        """The bundle's text detector and recogniser (ONNX, cards beside them), when it reads labels."""
+        if not (self.meta and self.meta.labels):
+            return None
+        return self.path / self.meta.labels.detector, self.path / self.meta.labels.recogniser
 
     @property
     def backend(self) -> str:
@@ -175,7 +195,23 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
     clock.lap("text_map_s")
     if len(text_map) != len(catalog):
         raise BundleError(f"{path}: {TEXT_MAP_FILE} covers {len(text_map)} rows, the catalogue has {len(catalog)}")
-    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection, meta)
+    labels = _load_labels(path, meta, len(catalog))
+    clock.lap("labels_s")
+    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection, meta, labels)
+
+
+def _load_labels(path: Path, meta: Manifest, rows: int) -> LabelIndex | None:
+    """The label index, checked to cover the catalogue's rows; the reading models' cards must be beside them."""
+    if meta.labels is None:
+        return None
+    labels = LabelIndex.load(path / meta.labels.file)
+    if len(labels.row_product) != rows:
+        raise BundleError(f"{path}: {meta.labels.file} covers {len(labels.row_product)} rows, the catalogue has {rows}")
+    for model in (meta.labels.detector, meta.labels.recogniser):
+        card = card_path_for(path / model)
+        if str(card.relative_to(path)) not in meta.files:
+            raise BundleError(f"{path}: the manifest does not list {card.relative_to(path)}, the card of {model}")
+    return labels
 
 
 def _load_projection(path: Path, manifest: dict[str, Any], card: ModelCard) -> Projection | None:

@@ -10,6 +10,7 @@ import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -22,8 +23,9 @@ from ..engines.plans import PlanManifest, sidecar_for
 from ..errors import BackendError, BundleError
 from ..describe.image import load_image
 from ..search.index import VisualIndex
-from ..describe.modelcard import ModelCard
+from ..describe.modelcard import ModelCard, card_path_for
 from ..describe.projection import Projection
+from ..search.label_index import LabelIndex
 from ..search.textmap import TextNeighbours
 from ..versions import installed_versions
 from . import layout
@@ -142,12 +144,14 @@ def write_bundle(
     overwrite: bool = False,
     projection: tuple[Projection, dict[str, Any]] | None = None,
     adaptation: tuple[Scatter, np.ndarray] | None = None,
+    labels: LabelsToWrite | None = None,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
     of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
     ``pictures`` carries a small JPEG of every catalogue image, so the kiosk shows them wherever the bundle goes;
     ``projection`` (with what to record about it) maps the model's descriptors into the index's space;
-    ``adaptation`` (an adapted projection's scatter and the rows before projection) lets `tune` re-fit it."""
+    ``adaptation`` (an adapted projection's scatter and the rows before projection) lets `tune` re-fit it;
+    ``labels`` (the label index, the reading models and the fusion weight) lets queries read the photo's text."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
     if projection is not None and (projection[0].in_dim, projection[0].out_dim) != (card.feature_dim, index.dim):
@@ -173,13 +177,15 @@ def write_bundle(
             projection[0].save(tmp / layout.PROJECTION_FILE)
         if adaptation is not None:
             save_adaptation(tmp / layout.ADAPTATION_FILE, *adaptation)
+        if labels is not None:
+            labels.write(tmp)
         write_catalog(items, tmp / layout.CATALOG_FILE)
         if pictures:
             write_pictures(items, tmp / layout.PICTURES_DIR)
         manifest = {
             "format": layout.FORMAT_NAME,
             # the lowest version that holds what this bundle carries (see runtime.bundle.FORMAT_VERSION)
-            "format_version": 2 if projection is not None else 1,
+            "format_version": 3 if labels is not None else 2 if projection is not None else 1,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "shadematch_version": __version__,
             "libraries": library_versions(),
@@ -192,6 +198,7 @@ def write_bundle(
                       **index.params.to_dict()},
             "text_map": {**text_params, "links": int(len(text_map.indices))},
             "search": {"k": k, "top": top, "vote": vote},
+            **({"labels": labels.section()} if labels is not None else {}),
             "backend": backend,
             "engines": [
                 {"plan": f"{layout.ENGINES_DIR}/{m.plan}", "manifest": f"{layout.ENGINES_DIR}/{m.plan}.json",
@@ -205,6 +212,28 @@ def write_bundle(
         }
         _write_manifest(tmp, manifest)
     return Path(out)
+
+
+@dataclass(frozen=True)
+class LabelsToWrite:
+    """What a bundle that reads labels carries: the label index, the detector and recogniser (ONNX with their
+    cards, copied in so the bundle stays self-contained) and the weight of a fully trusted text match."""
+
+    index: LabelIndex
+    detector: Path
+    recogniser: Path
+    weight: float
+
+    def write(self, folder: Path) -> None:
+        self.index.save(folder / layout.LABELS_FILE)
+        for source, target in ((self.detector, layout.TEXT_DETECTOR_FILE), (self.recogniser, layout.TEXT_RECOGNISER_FILE)):
+            shutil.copyfile(source, folder / target)
+            shutil.copyfile(card_path_for(source), card_path_for(folder / target))
+
+    def section(self) -> dict[str, Any]:
+        return {"file": layout.LABELS_FILE, "detector": layout.TEXT_DETECTOR_FILE,
+                "recogniser": layout.TEXT_RECOGNISER_FILE, "weight": self.weight, "products": len(self.index),
+                "grams": int(len(self.index.vocabulary)), "words_read": int(len(self.index.reads.text))}
 
 
 def derive_bundle(source: Path, out: Path, writers: dict[str, Callable[[Path], None]],

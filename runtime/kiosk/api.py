@@ -2,7 +2,7 @@
 
     GET  /                          the page (static/index.html); /static/<name> its CSS and JS
     GET  /api/health                {"status": "ok", ...}: the bundle is loaded and the server answers
-    POST /api/query                 multipart/form-data, photo in the field "image" -> {"matches": [...]}
+    POST /api/query                 multipart/form-data, photo in the field "image" -> {"matches": [...], "words": [...]}
     GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only (may hold "/")
 
 Every error is JSON ``{"error": {"status", "code", "message"}}`` with a message a person can act on; bad
@@ -27,7 +27,9 @@ from werkzeug.wrappers import Request, Response
 from .. import __version__
 from ..errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from ..describe.image import DEFAULT_MAX_PIXELS, load_image
-from ..retriever import Match, Retriever
+from ..reading.photos import READ_SIDE
+from ..retriever import Answer, Match, Retriever
+from ..search.label_index import title_matches
 from .pool import Busy, QueryPool, QueryTimeout
 from .thumbnails import CatalogThumbnails
 from .upload import UploadError, UploadLimits, read_photo
@@ -146,7 +148,7 @@ class KioskApp:
         started = time.perf_counter()
         name, data = self._read_upload(request)
         try:
-            matches = self.pool.run(lambda: self._answer(name, data), timeout=self.limits.timeout_s)
+            answer = self.pool.run(lambda: self._answer(name, data), timeout=self.limits.timeout_s)
         except Busy:
             raise ApiError(503, "busy", "the kiosk is busy with other photos; please try again in a moment",
                            {"Retry-After": str(self.limits.retry_after_s)}) from None
@@ -157,8 +159,10 @@ class KioskApp:
                 if isinstance(exc, kind):
                     raise ApiError(status, code, f"this photo cannot be used: {exc}") from None
             raise
+        read = [word.text for word in answer.words]
         return _json(200, {
-            "matches": [self._match_json(rank, match) for rank, match in enumerate(matches, start=1)],
+            "matches": [self._match_json(rank, match, read) for rank, match in enumerate(answer.matches, start=1)],
+            "words": [word.to_dict() for word in answer.words],
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
         })
 
@@ -200,21 +204,23 @@ class KioskApp:
             raise ApiError(400, "empty_image", "the uploaded photo is empty (0 bytes)")
         return name[:80], data
 
-    def _answer(self, name: str, data: bytes) -> list[Match]:
+    def _answer(self, name: str, data: bytes) -> Answer:
         # Decoding runs on a worker too: it is CPU work that the pool must bound like the model.
         stream = io.BytesIO(data)
         stream.name = name  # load_image names the photo in its messages
-        image = load_image(stream, min_size=self._side, max_pixels=self.limits.max_pixels)
-        return self.retriever.query(image)
+        side = READ_SIDE if self.retriever.reads_labels else self._side  # small print needs the camera's pixels
+        image = load_image(stream, min_size=side, max_pixels=self.limits.max_pixels)
+        return self.retriever.answer([image])[0]
 
     def _upload_too_large(self) -> Response:
         limit_mb = self.limits.max_upload_bytes / (1024 * 1024)
         return _error(413, "upload_too_large", f"the upload is larger than the {limit_mb:g} MB limit")
 
     @staticmethod
-    def _match_json(rank: int, match: Match) -> dict[str, Any]:
+    def _match_json(rank: int, match: Match, read: list[str]) -> dict[str, Any]:
         return {
             "rank": rank, "id": match.id, "title": match.title, "group": match.group,
+            "title_read": [list(span) for span in title_matches(match.title, read)],
             "score": round(float(match.score), 4), "stage": match.stage,
             "stage_label": _STAGE_LABELS.get(match.stage, match.stage),
             "image_url": f"/api/catalog/{quote(match.id, safe='')}/image",

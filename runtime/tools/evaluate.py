@@ -42,18 +42,38 @@ def evaluate(
     queries: list[Query],
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
+    ocr: bool | None = None,
 ) -> dict[str, Any]:
-    """Run every query once through the model, then score visual-only, the bundle's k and k = 1..6."""
-    group_sizes = Counter(item.group for item in retriever.bundle.catalog)
-    chunks = []
+    """Run every query once through the model (and the label reader), then score visual-only, the bundle's k and
+    k = 1..6. With OCR on (default: when the bundle reads labels) the report is that of the fused search and
+    ``ocr_off`` holds the same figures without the words, from the same model pass."""
+    chunks, words = [], []
     for start in range(0, len(queries), batch_size):
-        chunks.append(retriever.embed([q.image for q in queries[start : start + batch_size]], batch_size))
+        descriptors, read = retriever.describe([q.image for q in queries[start : start + batch_size]],
+                                               batch_size=batch_size, ocr=ocr)
+        chunks.append(descriptors)
+        words = None if read is None else words + read
         if progress:
             progress(min(start + batch_size, len(queries)), len(queries))
     descriptors = np.concatenate(chunks)
+    report = score(retriever, queries, descriptors, words)
+    if words is not None:
+        off = score(retriever, queries, descriptors, None)
+        report["ocr"] = {"photos_with_text": sum(1 for row in words if row), "label_weight": retriever.bundle.label_weight}
+        report["ocr_off"] = {key: off[key] for key in ("map7_visual", "map7", "top1_visual", "top1", "products", "subsets")
+                             if key in off}
+    return report
+
+
+def score(retriever: Retriever, queries: list[Query], descriptors: np.ndarray, words: list | None,
+          text_weight: float | None = None) -> dict[str, Any]:
+    """The report of `evaluate` for descriptors (and words read) already computed: `shadematch tune` scores its
+    settings with it, so its figures are eval's."""
+    group_sizes = Counter(item.group for item in retriever.bundle.catalog)
 
     def scores(k: int, vote: int | None = None) -> tuple[list[float], list[bool]]:
-        results = retriever.search(descriptors, k=k, top=TOP, vote=vote, distinct=False)
+        results = retriever.search(descriptors, k=k, top=TOP, vote=vote, distinct=False, words=words,
+                                   text_weight=text_weight)
         aps = [_ap(q, r, group_sizes) for q, r in zip(queries, results)]
         firsts = [bool(r) and r[0].group == q.group for q, r in zip(queries, results)]
         return aps, firsts
@@ -81,7 +101,7 @@ def evaluate(
         # The product vote's own share: the bundle's k again, the first stage left to the single nearest row.
         ap_plain, top1_plain = scores(bundle_k, vote=0)
         report["without_vote"] = {"map7": mean(ap_plain), "top1": mean(top1_plain)}
-    ranks = product_ranks(retriever.search(descriptors, k=bundle_k, top=TOP), queries)
+    ranks = product_ranks(retriever.search(descriptors, k=bundle_k, top=TOP, words=words, text_weight=text_weight), queries)
     report["products"] = _product_summary(ranks)
     subsets = sorted({q.subset for q in queries if q.subset})
     if subsets:

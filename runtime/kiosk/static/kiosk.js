@@ -21,6 +21,37 @@ function showPhoto(blob) {
   viewerEmpty.hidden = true;
 }
 
+// A title with the spans [start, end) that match the words read on the photo marked.
+function titleWithReadWords(text, spans) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of spans || []) {
+    if (start > at) parts.push(document.createTextNode(text.slice(at, start)));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(start, end);
+    parts.push(mark);
+    at = end;
+  }
+  parts.push(document.createTextNode(text.slice(at)));
+  return parts;
+}
+
+function showWords(words) {
+  const line = $("words");
+  line.replaceChildren();
+  line.hidden = !words || !words.length;
+  if (line.hidden) return;
+  const label = document.createElement("span");
+  label.textContent = "Read on the label: ";
+  line.append(label, ...words.map((w) => {
+    const word = document.createElement("span");
+    word.className = "read-word";
+    word.textContent = w.text;
+    word.title = `confidence ${w.confidence.toFixed(2)}`;
+    return word;
+  }));
+}
+
 function card(match) {
   const item = document.createElement("li");
   item.className = "match-card" + (match.rank === 1 ? " best" : "");
@@ -37,7 +68,7 @@ function card(match) {
   rank.textContent = match.rank === 1 ? "Best match" : `#${match.rank}`;
   const title = document.createElement("p");
   title.className = "match-title";
-  title.textContent = match.title;
+  title.append(...titleWithReadWords(match.title, match.title_read));
   const meta = document.createElement("div");
   meta.className = "match-meta";
   const score = document.createElement("span");
@@ -57,6 +88,7 @@ async function search(blob, name) {
   busy = true;
   showError("");
   results.replaceChildren();
+  showWords([]);
   showStatus("Searching…");
   const form = new FormData();
   form.append("image", blob, name);
@@ -71,6 +103,7 @@ async function search(blob, name) {
       return;
     }
     results.replaceChildren(...payload.matches.map(card));
+    showWords(payload.words);
     showStatus(`${payload.matches.length} matches`);
   } catch (err) {
     showStatus("");
