@@ -196,7 +196,7 @@ def _extract(rows, card: ModelCard, options: BuildOptions):
 
 def _extract_in_shards(rows, card: ModelCard, options: BuildOptions, reader: tuple[Path, Path] | None):
     shard_options = ShardOptions(workers=max(1, options.workers), batch_size=options.batch_size, backend=options.backend,
-                                 reader=reader)
+                                 reader=reader, progress=options.progress)
     if options.work_dir is not None:
         return extract_sharded(rows, options.model, card, options.levels, options.work_dir, shard_options)
     with tempfile.TemporaryDirectory(prefix="shadematch-shards-") as work:

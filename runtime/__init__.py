@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # Retriever pulls in ONNX Runtime; import it on first use so `shadematch --help` stays instant.
-    if name in ("Retriever", "Match"):
+    if name in ("Retriever", "Match", "Answer"):
         from . import retriever
 
         return getattr(retriever, name)
@@ -23,6 +23,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Retriever", "Match", "ShadematchError", "ImageError", "ImageTooLargeError", "UnsupportedImageError",
+    "Retriever", "Match", "Answer", "ShadematchError", "ImageError", "ImageTooLargeError", "UnsupportedImageError",
     "BundleError", "BackendError", "CatalogError", "EngineError", "ModelCardError", "__version__",
 ]

@@ -142,6 +142,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {_shown(manifest, 'text_map', 'top_n')}, "
           f"threshold {_shown(manifest, 'text_map', 'threshold')})")
     print(f"search      k={bundle.k}, top={bundle.top}, vote={bundle.vote}")
+    labels = manifest.get("labels")
+    print("labels      " + (f"{_shown(labels, 'products')} products indexed by {_shown(labels, 'words_read')} words read on "
+                             f"their images and their titles ({_shown(labels, 'grams')} 3-grams), weight {_shown(labels, 'weight')}"
+                             if labels else "none (queries answer from the image alone; rebuild with --ocr on to read labels)"))
     print(f"backend     {bundle.backend}")
     for entry in manifest.get("engines", []):
         print(f"engine      {_shown(entry, 'plan')} ({_shown(entry, 'flavor')} {_shown(entry, 'library_version')}, "
@@ -311,6 +315,7 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here")
     p.add_argument("--note", default="", help="a line recorded in the report (e.g. 'cores shared with other jobs')")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_bench)
 
@@ -321,7 +326,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ShadematchError(f"--repeats must be at least 1, got {args.repeats}")
     queries = query_images(args.queries) if args.queries is not None else None
-    options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note)
+    options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note,
+                           ocr=ocr_choice(args))
     report = run_bench(args.bundle, queries, options)
     if args.report is not None:
         write_report(report, args.report)

@@ -75,7 +75,9 @@ class Retriever:
             raise ShadematchError(f"{bundle.path}: the bundle has no label index; rebuild it with `shadematch build --ocr on`")
         models = bundle.text_models if ocr is not False else None
         reader = LabelReader.open(*models, threads=threads) if models else None
-        return cls(bundle, open_backend(bundle.model_path, backend or bundle.backend, threads=threads), reader)
+        # with a reader, three sessions take turns on the cores: none may keep its threads spinning
+        visual = open_backend(bundle.model_path, backend or bundle.backend, threads=threads, spin=reader is None)
+        return cls(bundle, visual, reader)
 
     @property
     def reads_labels(self) -> bool:

@@ -20,11 +20,12 @@ def test_query_json(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.
 
 
 def test_query_text_output(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["query", "--bundle", str(demo_bundle), str(demo_queries[0]), "--top", "4"]) == 0
+    photo = DEMO / "images" / "god-morgon-orange-red-grapefruit-juice_query.jpg"  # its label reads "grapefruit"
+    assert main(["query", "--bundle", str(demo_bundle), str(photo), "--top", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == str(demo_queries[0]) and lines[1].startswith("  read: ")  # the words on the label
+    assert lines[0] == str(photo) and lines[1].startswith("  read: ") and "grapefruit" in lines[1]
     assert len(lines) == 6 and "[visual]" in lines[2]
-    assert main(["query", "--bundle", str(demo_bundle), str(demo_queries[0]), "--top", "4", "--ocr", "off"]) == 0
+    assert main(["query", "--bundle", str(demo_bundle), str(photo), "--top", "4", "--ocr", "off"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 5 and "[visual]" in lines[1]
 

@@ -80,3 +80,21 @@ def test_bad_images_come_back_as_problems_by_line(rows, tmp_path: Path) -> None:
                                               ShardOptions(workers=1, shard_rows=2))
     assert [r.id for r in kept] == [rows[0].id, rows[2].id] and len(vectors) == 2
     assert [p.line for p in problems] == [rows[1].line] and "broken.jpg" in problems[0].message
+
+
+def test_shards_read_the_labels_as_one_process_does(rows, tmp_path: Path) -> None:
+    from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
+
+    card = load_checked_card(MODEL)
+    models = (DEFAULT_DETECTOR, DEFAULT_RECOGNISER)
+    some = rows[:8]
+    with open_backend(MODEL, threads=1) as backend, LabelReader.open(*models, threads=1, max_lines=CATALOGUE_LINES) as reader:
+        vectors, _, _, want = extract_features(some, Embedder(backend, card, DEFAULT_LEVELS), progress=False, reader=reader)
+    got_vectors, kept, _, got = extract_sharded(some, MODEL, card, DEFAULT_LEVELS, tmp_path,
+                                                ShardOptions(workers=2, shard_rows=4, reader=models))
+    assert len(kept) == len(got) == 8 and sum(map(len, want)) >= 4
+    assert [[text for text, _ in row] for row in got] == [[text for text, _ in row] for row in want]
+    np.testing.assert_allclose(got_vectors, vectors, atol=1e-5)
+    # shards with words and shards without them never mix
+    with pytest.raises(CatalogError, match="reader_sha256"):
+        extract_sharded(some, MODEL, card, DEFAULT_LEVELS, tmp_path, ShardOptions(workers=1, shard_rows=4))

@@ -25,14 +25,17 @@ def test_tune_writes_a_valid_bundle_and_leaves_the_old_one_intact(bundle_copy: P
     report = tune(bundle_copy, DEMO / "queries.csv", tmp_path / "tuned", shrinkages=(0.1, 0.9), ks=(0, 1, 3),
                   votes=(0, 10))
     assert _hashes(bundle_copy) == before
-    # 3 shrinkages (0.1, 0.9 and the bundle's own) x (k=0 once + k=1, 3 with vote 0 and 10)
-    assert len(report.table) == 3 * 5 and report.queries == 12
+    # 3 shrinkages (0.1, 0.9 and the bundle's own) x (k=0 once + k=1, 3 with vote 0 and 10), at the bundle's label
+    # weight; then the 5 other label weights at the best of those
+    assert len(report.table) == 3 * 5 + 5 and report.queries == 12
+    assert {s.label_weight for s in report.table} == {0.0, 0.25, 0.5, 1.0, 2.0, 4.0}
     assert report.chosen.map7 >= report.current.map7
     assert report.chosen.map7 == max(s.map7 for s in report.table)
     tuned = open_bundle(tmp_path / "tuned")  # every checksum verified
     manifest = tuned.manifest
     assert (manifest["search"]["k"], manifest["search"]["vote"]) == (report.chosen.k, report.chosen.vote)
     assert manifest["descriptor"]["projection"]["shrinkage"] == report.chosen.shrinkage
+    assert manifest["labels"]["weight"] == report.chosen.label_weight
     assert manifest["tuned"]["queries"] == 12 and manifest["tuned"]["chosen"]["map7"] == report.chosen.map7
     # what tune measured is what eval then measures on the written bundle
     with Retriever.open(tmp_path / "tuned") as retriever:
@@ -48,7 +51,8 @@ def test_tune_command_prints_its_table_and_guards_the_bundle(bundle_copy: Path, 
     assert "add --force" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "t"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["queries"] == 12 and len(report["table"]) == 6 * (1 + 6 * 4)  # the bundle's shrinkage 0.3 is among the six
+    # the bundle's shrinkage 0.3 is among the six; then 5 label weights besides the bundle's
+    assert report["queries"] == 12 and len(report["table"]) == 6 * (1 + 6 * 4) + 5
     assert main([*argv, "--out", str(tmp_path / "t")]) == 1  # exists, not forced
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--out", str(bundle_copy), "--force"]) == 0  # in place, through a temporary sibling

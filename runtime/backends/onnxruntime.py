@@ -32,10 +32,18 @@ class OnnxRuntimeBackend(Backend):
         *,
         threads: int | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        spin: bool = True,
     ) -> None:
+        """``spin``: let idle worker threads spin between runs (ONNX Runtime's default), which saves ~1.5 ms a
+        query when this is the only model running; where several sessions take turns on the same cores (the
+        visual model and the label reader's two), spinning threads of one steal the cores from the next:
+        measured 81 ms instead of 115 ms for a query that reads the label, on 2 cores."""
         super().__init__(model_path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1

@@ -50,7 +50,9 @@ class TensorRTBackend(Backend):
 
     kind = "tensorrt"
 
-    def __init__(self, model_path: str | Path, *, threads: int | None = None, device_index: int = 0) -> None:
+    def __init__(self, model_path: str | Path, *, threads: int | None = None, device_index: int = 0,
+                 spin: bool = True) -> None:
+        # ``spin`` is ONNX Runtime's thread option (runtime.backends.onnxruntime); a plan runs on the GPU's stream.
         super().__init__(model_path)
         self.plan_path, self.manifest, self.device = choose_plan(
             self.model_path, lambda flavor: cuda_device(import_tensorrt(flavor), device_index)

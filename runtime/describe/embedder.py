@@ -73,12 +73,7 @@ class Embedder:
 
     def embed(self, sources: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
         """Descriptors of several photos; an unusable photo raises ImageError naming its position."""
-        return self.embed_with_saliency(sources, batch_size)[0]
-
-    def embed_with_saliency(self, sources: Sequence[ImageSource], batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """Descriptors (N, D) and the saliency maps (N, h, w) that weighted them: where the product is, which is
-        where its label is read (runtime.reading.reader.product_box)."""
-        chunks, maps = [], []
+        chunks = []
         for start in range(0, len(sources), batch_size):
             prepared = []
             for offset, source in enumerate(sources[start : start + batch_size]):
@@ -87,9 +82,7 @@ class Embedder:
                 except ImageError as exc:
                     # Same kind (too large, unsupported, ...) so callers can still tell the cases apart.
                     raise type(exc)(f"image {start + offset + 1} of {len(sources)}: {exc}") from None
-            outputs = self.run_model(np.stack(prepared))
-            chunks.append(self.pool(outputs))
-            maps.append(outputs[self.card.outputs["saliency"]][:, 0])
+            chunks.append(self.embed_batch(np.stack(prepared)))
         if not chunks:
-            return np.zeros((0, self.dim), dtype=np.float32), np.zeros((0, 1, 1), dtype=np.float32)
-        return np.concatenate(chunks), np.concatenate(maps)
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(chunks)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..describe.embedder import Embedder
-from ..describe.image import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from ..describe.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, reduced
 from ..errors import ImageError
 from .reader import LabelReader, Word, product_box
 
@@ -34,8 +34,17 @@ def decode_photos(sources: Sequence[ImageSource], max_pixels: int = DEFAULT_MAX_
 
 def describe_and_read(embedder: Embedder, reader: LabelReader, photos: Sequence[Image.Image], batch_size: int = 16
                       ) -> tuple[np.ndarray, list[list[Word]]]:
-    """Descriptors (N, D) of decoded photos and the words read on each one's product region."""
-    descriptors, saliency = embedder.embed_with_saliency(photos, batch_size)
-    words = [reader.read(photo, product_box(smap, photo.size, embedder.card.input))
-             for photo, smap in zip(photos, saliency)]
-    return descriptors, words
+    """Descriptors (N, D) of decoded photos (upright RGB, as `decode_photos` gives them) and the words read on
+    each one's product region, which the saliency map S of the same model pass points at."""
+    chunks, words = [], []
+    for start in range(0, len(photos), batch_size):
+        chunk = photos[start : start + batch_size]
+        side = max(embedder.card.input.height, embedder.card.input.width)
+        outputs = embedder.run_model(np.stack([embedder.preprocess(reduced(photo, side)) for photo in chunk]))
+        chunks.append(embedder.pool(outputs))
+        saliency = outputs[embedder.card.outputs["saliency"]][:, 0]
+        words += [reader.read(photo, product_box(smap, photo.size, embedder.card.input))
+                  for photo, smap in zip(chunk, saliency)]
+    if not chunks:
+        return np.zeros((0, embedder.dim), dtype=np.float32), []
+    return np.concatenate(chunks), words

