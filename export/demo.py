@@ -21,16 +21,21 @@ def run_demo(out: Path, backend: str = "auto", threads: int | None = None, progr
     print(f"built {report.out} ({report.items} catalogue items) in {report.seconds:.1f} s")
     queries = read_queries(DEMO_QUERIES)
     with Retriever.open(out, backend=backend, threads=threads) as retriever:
-        results = retriever.query_batch([q.image for q in queries])
-        for query, matches in zip(queries, results):
+        answers = retriever.answer([q.image for q in queries])
+        for query, answer in zip(queries, answers):
             print(f"\n{query.image.name}  (shows {query.group})")
-            for rank, match in enumerate(matches, start=1):
+            if answer.words:
+                print("  read on the label: " + " ".join(word.text for word in answer.words))
+            for rank, match in enumerate(answer.matches, start=1):
                 mark = "*" if match.group == query.group else " "
                 print(f"  {rank}. {mark} {match.score:6.3f}  [{match.stage:6}]  {match.group}  ({match.id})")
         summary = evaluate(retriever, queries)
+    without = summary.get("ocr_off", {})
     print(
         f"\n{summary['queries']} queries: top-1 {summary['top1']:.2f}, mAP@7 two-stage {summary['map7']:.3f} "
-        f"(visual only {summary['map7_visual']:.3f}); * marks the right product"
+        f"(visual only {summary['map7_visual']:.3f}"
+        + (f"; without reading the labels: top-1 {without['top1']:.2f}, mAP@7 {without['map7']:.3f}" if without else "")
+        + "); * marks the right product"
     )
     print(f"query it yourself: shadematch query --bundle {out} PHOTO.jpg")
     return summary

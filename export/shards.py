@@ -28,7 +28,7 @@ from runtime.backends import open_backend
 from runtime.bundle import sha256_file
 from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ImageError
-from runtime.describe.modelcard import ModelCard
+from runtime.describe.modelcard import ModelCard, card_path_for
 from runtime.reading.photos import decode_photos, describe_and_read
 from runtime.reading.reader import CATALOGUE_LINES, LabelReader
 
@@ -160,7 +160,8 @@ def _check_plan(work: Path, rows: Sequence[CatalogRow], model: Path, levels: int
     plan = {"model_sha256": sha256_file(model), "levels": levels, "shard_rows": shard_rows, "rows": len(rows),
             "rows_sha256": digest.hexdigest(),
             # shards with words and shards without them never mix
-            "reader_sha256": [sha256_file(Path(path)) for path in reader] if reader else None}
+            # the cards too: they say how the models are fed (the detector's input size)
+            "reader_sha256": [sha256_file(p) for m in reader for p in (Path(m), card_path_for(Path(m)))] if reader else None}
     path = work / PLAN
     if path.is_file():
         earlier = json.loads(path.read_text(encoding="utf-8"))

@@ -270,6 +270,7 @@ def _register_kiosk(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=15.0, help="largest accepted upload in MB (default: 15)")
     p.add_argument("--request-deadline", type=float, default=60.0, help="seconds a request may take to arrive in full, "
                    "however steadily it trickles in (default: 60)")
+    add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_kiosk)
 
@@ -290,7 +291,7 @@ def _kiosk(args: argparse.Namespace) -> int:
     try:
         server = open_kiosk(resolve_bundle(args.bundle), backend=args.backend, threads=threads, host=args.host,
                             port=args.port, workers=args.workers, queue=args.queue, limits=limits,
-                            request_deadline_s=args.request_deadline)
+                            request_deadline_s=args.request_deadline, ocr=ocr_choice(args))
     except OSError as exc:
         raise ShadematchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     # Tests and scripts read this line to learn the port when --port 0 is given.

@@ -95,6 +95,18 @@ def test_the_words_read_come_back_and_are_marked_in_the_titles(client: KioskClie
     assert "Grapefruit" in [best["title"][a:b] for a, b in best["title_read"]]
 
 
+def test_a_kiosk_with_ocr_off_answers_from_the_image_alone(demo_bundle: Path) -> None:
+    from runtime.kiosk.server import open_kiosk
+
+    photo = DEMO / "images" / "god-morgon-orange-red-grapefruit-juice_query.jpg"
+    with open_kiosk(demo_bundle, port=0, workers=1, ocr=False) as server:
+        server.start()
+        payload = KioskClient(server.url, timeout=60).query(photo.read_bytes(), filename=photo.name).json()
+    assert payload["words"] == [] and all(m["title_read"] == [] for m in payload["matches"])
+    with Retriever.open(demo_bundle, ocr=False) as retriever:
+        assert [m["id"] for m in payload["matches"]] == [m.id for m in retriever.query(photo)]
+
+
 def test_every_demo_query_answers_seven(client: KioskClient, demo_queries: list[Path]) -> None:
     for photo in demo_queries:
         reply = client.query(photo.read_bytes(), filename=photo.name)

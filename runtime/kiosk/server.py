@@ -156,9 +156,11 @@ class KioskServer:
         self.close()
 
 
-def open_kiosk(bundle: Path, *, backend: str = "auto", threads: int | None = None, **options) -> KioskServer:
-    """Open and verify the bundle, load its model once, and bind the server (not yet serving)."""
-    retriever = Retriever.open(bundle, backend=backend, threads=threads)
+def open_kiosk(bundle: Path, *, backend: str = "auto", threads: int | None = None, ocr: bool | None = None,
+               **options) -> KioskServer:
+    """Open and verify the bundle, load its model (and label reader, unless ``ocr`` is False) once, and bind the
+    server (not yet serving)."""
+    retriever = Retriever.open(bundle, backend=backend, threads=threads, ocr=ocr)
     try:
         return KioskServer(retriever, **options)
     except BaseException:
