@@ -116,6 +116,48 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_update(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("update", help="a new bundle version from an old one and a catalogue delta",
+                            description="Add, remove or replace catalogue rows without rebuilding: only the added "
+                                        "images go through the model; the index graph is extended, the text map and "
+                                        "label index follow. Written atomically; the old bundle stays as it is.")
+    p.add_argument("--bundle", required=True, type=Path, help="the bundle to update")
+    p.add_argument("--add", type=Path, default=None, help="catalogue CSV (id,image,title[,group]) of rows to add")
+    p.add_argument("--remove", type=Path, default=None, help="text file of ids to remove, one per line")
+    p.add_argument("--replace", type=Path, default=None, help="catalogue CSV of rows whose image or title changed")
+    p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes for the added images (default: one process)")
+    p.add_argument("--full-text-map", action="store_true", help="recompute the whole text map (always done below "
+                   "50,000 titles)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print what changed as JSON")
+    add_backend_options(p)
+    p.set_defaults(handler=_update)
+
+
+def _update(args: argparse.Namespace) -> int:
+    try:
+        from .update import UpdateOptions, update_bundle
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    if args.out.resolve() == args.bundle.resolve() and not args.force:
+        raise ShadematchError(f"--out {args.out} is the bundle being updated: add --force to replace it")
+    options = UpdateOptions(backend=args.backend or "auto", threads=args.threads, workers=args.workers,
+                            skip_bad=args.skip_bad, overwrite=args.force, full_text_map=args.full_text_map,
+                            progress=not args.quiet)
+    report = update_bundle(args.bundle, args.out, args.add, args.remove, args.replace, options)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    skipped = f", {report.skipped} bad row(s) skipped" if report.skipped else ""
+    print(f"updated {report.out}: {report.items} items (+{report.added} added, -{report.removed} removed, "
+          f"{report.replaced} replaced{skipped}); index {report.index}, text map {report.text_map}; "
+          f"{report.seconds:.1f} s")
+    return 0
+
+
 def register_demo(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="build the shipped demo catalogue and query it", description="Build a bundle from the small shipped catalogue of real product photos and query it.")
     p.add_argument("--out", type=Path, default=Path("shadematch-demo"), help="where to write the demo bundle (default: ./shadematch-demo)")

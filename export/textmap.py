@@ -93,3 +93,55 @@ def _top_neighbours(block: sp.spmatrix, start: int, params: TextMapParams) -> tu
     kept = rank < params.top_n
     counts = np.bincount(rows[kept], minlength=n_rows).astype(np.int64)
     return counts, cols[kept].astype(np.int32), vals[kept].astype(np.float32)
+
+
+#: Below this many titles an update recomputes the whole map (seconds), so it equals a rebuild's exactly; from here
+#: on it links only the new titles (`update_text_map`), as a full map costs minutes (136 s at 500K titles).
+FULL_MAP_BELOW = 50_000
+
+
+def update_text_map(old: TextNeighbours, keep: np.ndarray, titles: Sequence[str], params: TextMapParams = TextMapParams()
+                    ) -> TextNeighbours:
+    """The map of a catalogue changed by an update: old rows ``keep`` (in their new order) then the added rows,
+    ``titles`` being the final catalogue's, in that order.
+
+    Incremental: the TF-IDF weights are fitted on the final titles; the added titles get their neighbours among all
+    titles with them; an old title keeps its list (renumbered, removed rows dropped, similarities as computed then)
+    and takes in the added titles that beat its weakest neighbour. The old titles' similarities to each other are
+    not recomputed with the new IDF, and a list that lost removed neighbours is not refilled from titles that had
+    been below its top-N: both drift from a rebuild as the catalogue changes, so a catalogue changed by more than a
+    few percent since its last full map deserves one (`shadematch update --full-text-map`, or below FULL_MAP_BELOW
+    titles always)."""
+    keep = np.asarray(keep, dtype=np.int64)
+    start = len(keep)
+    tfidf = tfidf_matrix(titles, params)
+    if tfidf is None:
+        return TextNeighbours(np.zeros(len(titles) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+    new_row = np.full(len(old), -1, dtype=np.int64)
+    new_row[keep] = np.arange(start)
+    added = tfidf[start:]
+    counts, cols, vals = _top_neighbours(added @ tfidf.T.tocsr(), start, params)
+    # old rows that an added title may join: similarity >= threshold
+    towards = (tfidf[:start] @ added.T).tocsr()
+    towards.data[towards.data < params.threshold] = 0
+    towards.eliminate_zeros()
+    # every kept row's old list at once: gathered in the new row order, renumbered, removed rows dropped
+    lengths = np.diff(old.indptr)[keep]
+    positions = np.repeat(old.indptr[keep] - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+    rows = np.repeat(np.arange(start), lengths)
+    ids, sims = new_row[old.indices[positions]], old.similarity[positions]
+    alive = ids >= 0
+    rows, ids, sims = rows[alive], ids[alive], sims[alive]
+    # then the added titles joining them, and each touched row cut back to its best top_n (ties by row)
+    extra_rows = np.repeat(np.arange(start), np.diff(towards.indptr))
+    rows = np.concatenate([rows, extra_rows, np.repeat(np.arange(start, len(titles)), counts)])
+    ids = np.concatenate([ids, towards.indices.astype(np.int64) + start, cols.astype(np.int64)])
+    sims = np.concatenate([sims, towards.data.astype(np.float32), vals.astype(np.float32)])
+    order = np.lexsort((ids, -sims, rows))
+    rows, ids, sims = rows[order], ids[order], sims[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    kept = rank < params.top_n
+    rows, ids, sims = rows[kept], ids[kept], sims[kept]
+    indptr = np.zeros(len(titles) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(titles)), out=indptr[1:])
+    return TextNeighbours(indptr, ids.astype(np.int32), sims.astype(np.float32))

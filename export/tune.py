@@ -159,9 +159,14 @@ def _write(bundle: Bundle, out: Path, chosen: Setting, current: Setting, project
                                                             allow_pickle=False)
         if index.kind == "hnsw":
             writers[layout.INDEX_FILE] = index.save
+            # a fresh graph labels rows as they are: an updated graph's label map goes
+            writers[layout.INDEX_ROWS_FILE] = lambda path: path.unlink(missing_ok=True)
 
     def change(manifest: dict) -> None:
         manifest["search"].update({"k": chosen.k, "vote": chosen.vote})
+        if layout.INDEX_FILE in writers:
+            for key in ("rows", "deleted"):
+                manifest["index"].pop(key, None)
         if chosen.shrinkage is not None:
             manifest["descriptor"]["projection"]["shrinkage"] = chosen.shrinkage
         if chosen.label_weight is not None:

@@ -297,12 +297,15 @@ def _kiosk(args: argparse.Namespace) -> int:
     # Tests and scripts read this line to learn the port when --port 0 is given.
     print(f"shadematch kiosk: serving {server.retriever.bundle.path} on {server.url}", flush=True)
     # SIGTERM (what service managers send) stops like Ctrl-C: queries in flight finish, then the model is released.
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     terminated = server.stop_on(signal.SIGTERM)
+    # SIGHUP: open the bundle path again (an update flipped its symbolic link) and serve it, queries never failing
+    server.reload_on(signal.SIGHUP)
     try:
         server.serve_forever()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if terminated.is_set():
         print("shadematch kiosk: stopped by SIGTERM after the queries in flight", flush=True)
     return 0

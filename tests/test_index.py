@@ -208,3 +208,53 @@ def test_graph_of_other_vectors_is_refused(tmp_path) -> None:
     VisualIndex.build(a, params).save(tmp_path / "index.bin")
     with pytest.raises(BundleError, match="does not index the vectors"):
         VisualIndex.load(a[::-1].copy(), tmp_path / "index.bin", params)
+
+
+def test_an_updated_graph_answers_like_a_fresh_one(tmp_path: Path, catalogue) -> None:
+    vectors, queries = catalogue
+    old = VisualIndex.build(vectors[:4000], IndexParams(), threads=2)
+    rng = np.random.default_rng(3)
+    keep = np.sort(rng.choice(4000, 3600, replace=False))  # 400 rows removed, the rest move up
+    updated = old.updated(keep, vectors[4000:], threads=2)  # 1,000 added
+    final = np.concatenate([vectors[:4000][keep], vectors[4000:]])
+    assert updated.kind == "hnsw" and len(updated) == 4600 and updated.deleted == 400
+    np.testing.assert_array_equal(updated.vectors, final)
+    ids, scores = updated.search(queries, TOP)
+    truth = brute_force(final, queries, TOP)
+    recall = np.mean([len(set(a) & set(b)) / TOP for a, b in zip(ids.tolist(), truth.tolist())])
+    fresh = VisualIndex.build(final, IndexParams(), threads=2).search(queries, TOP)[0]
+    fresh_recall = np.mean([len(set(a) & set(b)) / TOP for a, b in zip(fresh.tolist(), truth.tolist())])
+    assert recall >= fresh_recall - 0.005  # the issue's bound: within 0.005 of a rebuild at the same ef
+    np.testing.assert_allclose(scores, np.einsum("qd,qtd->qt", queries, final[ids]), atol=1e-5)
+    # the removed rows never come back: every returned row is a row of the final catalogue, found by itself
+    assert ids.min() >= 0 and ids.max() < 4600
+    own, _ = updated.search(final[::50], 1)
+    np.testing.assert_array_equal(own[:, 0], np.arange(0, 4600, 50))
+    # saved with its labels' rows and reopened
+    updated.save(tmp_path / "index.bin", tmp_path / "rows.npy")
+    again = VisualIndex.load(final, tmp_path / "index.bin", IndexParams(), tmp_path / "rows.npy")
+    np.testing.assert_array_equal(again.search(queries, TOP)[0], ids)
+    with pytest.raises(ValueError, match="labels' rows"):
+        updated.save(tmp_path / "other.bin")
+
+
+def test_too_many_deletions_rebuild_the_graph(catalogue) -> None:
+    vectors, _ = catalogue
+    old = VisualIndex.build(vectors[:3000], IndexParams(), threads=2)
+    rebuilt = old.updated(np.arange(1500, 3000), vectors[3000:3100], threads=2)  # half the graph would be deleted
+    assert rebuilt.kind == "hnsw" and rebuilt.label_rows is None and rebuilt.deleted == 0 and len(rebuilt) == 1600
+    small = old.updated(np.arange(10), vectors[3000:3005])  # below exact_below: exact
+    assert small.kind == "exact" and len(small) == 15
+
+
+def test_a_bad_label_map_is_refused(tmp_path: Path, catalogue) -> None:
+    vectors, _ = catalogue
+    old = VisualIndex.build(vectors[:2000], IndexParams(), threads=2)
+    updated = old.updated(np.arange(1, 2000), vectors[2000:2010], threads=2)
+    final = updated.vectors
+    updated.save(tmp_path / "index.bin", tmp_path / "rows.npy")
+    rows = np.load(tmp_path / "rows.npy")
+    rows[rows == 5] = 6  # row 5 twice, row 6 gone
+    np.save(tmp_path / "rows.npy", rows)
+    with pytest.raises(BundleError, match="one to one"):
+        VisualIndex.load(final, tmp_path / "index.bin", IndexParams(), tmp_path / "rows.npy")

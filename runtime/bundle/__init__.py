@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from ..checksums import sha256_file, sha256_files
 from .layout import (ADAPTATION_FILE, BACKENDS, CARD_FILE, CATALOG_FILE, ENGINES_DIR, FORMAT_NAME, FORMAT_VERSION,
-                     INDEX_FILE, MANIFEST, MODEL_FILE, PICTURE_SIDE, PICTURES_DIR, PROJECTION_FILE, READABLE_VERSIONS,
+                     INDEX_FILE, INDEX_ROWS_FILE, MANIFEST, MODEL_FILE, PICTURE_SIDE, PICTURES_DIR, PROJECTION_FILE, READABLE_VERSIONS,
                      TEXT_MAP_FILE, VECTORS_FILE, picture_name)
 from .manifest import Manifest
 from .read import Bundle, ProductsByRow, open_bundle, read_manifest, verify_files
 
 __all__ = [
     "ADAPTATION_FILE", "BACKENDS", "CARD_FILE", "CATALOG_FILE", "ENGINES_DIR", "FORMAT_NAME", "FORMAT_VERSION",
-    "INDEX_FILE", "MANIFEST", "MODEL_FILE", "PICTURE_SIDE", "PICTURES_DIR", "PROJECTION_FILE", "READABLE_VERSIONS",
+    "INDEX_FILE", "INDEX_ROWS_FILE", "MANIFEST", "MODEL_FILE", "PICTURE_SIDE", "PICTURES_DIR", "PROJECTION_FILE", "READABLE_VERSIONS",
     "TEXT_MAP_FILE", "VECTORS_FILE", "Bundle", "Manifest", "ProductsByRow", "open_bundle", "picture_name",
     "read_manifest", "sha256_file", "sha256_files", "verify_files",
 ]

@@ -13,6 +13,8 @@ MODEL_FILE = "models/visual.onnx"
 CARD_FILE = "models/visual.card.json"
 VECTORS_FILE = "vectors.npy"
 INDEX_FILE = "index.bin"
+#: The catalogue row of each label of an updated HNSW graph (runtime.search.index); absent for a graph built at once.
+INDEX_ROWS_FILE = "index_rows.npy"
 TEXT_MAP_FILE = "text_map.npz"
 CATALOG_FILE = "catalog.jsonl"
 PROJECTION_FILE = "projection.npz"

@@ -50,12 +50,17 @@ class Manifest:
     levels: int
     index: IndexParams
     index_file: str | None
+    #: The labels' rows of an updated graph (`index_rows.npy`), or None.
+    index_rows: str | None
     k: int
     top: int
     vote: int
     items: int
     #: The label index and text reading models (format 3), or None: the bundle answers from the image alone.
     labels: "LabelsSection | None" = None
+    #: sha256 of manifest.json as read: the bundle's identity (it covers every file's checksum), as an update's
+    #: lineage and the kiosk's health report name it.
+    sha256: str = ""
 
     @classmethod
     def parse(cls, raw: Any, where: str, readable_versions: tuple[int, ...], format_name: str) -> "Manifest":
@@ -80,6 +85,11 @@ class Manifest:
         index_file = index.get("file")
         if index_file is not None:
             check.listed(index_file, files, "index.file")
+        index_rows = index.get("rows")
+        if index_rows is not None:
+            if index_file is None:
+                raise BundleError(f"{where}: index.rows names the rows of a graph, but index.file names none")
+            check.listed(index_rows, files, "index.rows")
         if index.get("kind", "exact" if index_file is None else "hnsw") not in ("exact", "hnsw"):
             raise BundleError(f"{where}: index.kind must be 'exact' or 'hnsw', got {index.get('kind')!r}")
         params = IndexParams(**{key: check.integer(index, key, "index.", minimum=1 if key in ("M", "ef") else 0)
@@ -99,7 +109,7 @@ class Manifest:
             raw=raw, version=int(version), files=files,
             dim=check.integer(descriptor, "dim", "descriptor.", minimum=1),
             levels=check.integer(descriptor, "levels", "descriptor.", minimum=1),
-            index=params, index_file=index_file,
+            index=params, index_file=index_file, index_rows=index_rows,
             k=check.integer(search, "k", "search."), top=check.integer(search, "top", "search.", minimum=1),
             vote=check.integer(search, "vote", "search.", default=0),
             items=check.integer(raw["catalog"], "items", "catalog."), labels=labels,

@@ -5,6 +5,8 @@ there with its recorded size and sha256, and that the parts agree with each othe
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -121,12 +123,14 @@ def read_manifest(path: Path) -> Manifest:
         raise BundleError(f"{path}: not a bundle directory" if path.exists() else f"{path}: no such bundle")
     manifest_path = path / MANIFEST
     try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = manifest_path.read_bytes()
+        raw = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path}: no {MANIFEST}; not a shadematch bundle") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    return Manifest.parse(raw, str(manifest_path), READABLE_VERSIONS, FORMAT_NAME)
+    meta = Manifest.parse(raw, str(manifest_path), READABLE_VERSIONS, FORMAT_NAME)
+    return dataclasses.replace(meta, sha256=hashlib.sha256(data).hexdigest())
 
 
 def verify_files(path: Path, manifest: Manifest, checksums: bool = True) -> None:
@@ -189,7 +193,8 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
     if meta.items != len(catalog):
         raise BundleError(f"{path}: {CATALOG_FILE} has {len(catalog)} rows, the manifest says {meta.items}")
     clock.lap("vectors_s")
-    index = VisualIndex.load(vectors, path / meta.index_file if meta.index_file else None, meta.index)
+    index = VisualIndex.load(vectors, path / meta.index_file if meta.index_file else None, meta.index,
+                             path / meta.index_rows if meta.index_rows else None)
     clock.lap("index_s")
     text_map = TextNeighbours.load(path / TEXT_MAP_FILE)
     clock.lap("text_map_s")

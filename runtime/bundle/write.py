@@ -145,13 +145,17 @@ def write_bundle(
     projection: tuple[Projection, dict[str, Any]] | None = None,
     adaptation: tuple[Scatter, np.ndarray] | None = None,
     labels: LabelsToWrite | None = None,
+    carried_pictures: Sequence[Path | None] | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
     of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
     ``pictures`` carries a small JPEG of every catalogue image, so the kiosk shows them wherever the bundle goes;
     ``projection`` (with what to record about it) maps the model's descriptors into the index's space;
     ``adaptation`` (an adapted projection's scatter and the rows before projection) lets `tune` re-fit it;
-    ``labels`` (the label index, the reading models and the fusion weight) lets queries read the photo's text."""
+    ``labels`` (the label index, the reading models and the fusion weight) lets queries read the photo's text;
+    ``carried_pictures`` (an update) copies rows' pictures from the parent bundle; ``lineage`` (an update) records
+    the parent bundle and what changed."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
     if projection is not None and (projection[0].in_dim, projection[0].out_dim) != (card.feature_dim, index.dim):
@@ -171,7 +175,7 @@ def write_bundle(
             shutil.copyfile(sidecar_for(plan), tmp / layout.ENGINES_DIR / sidecar_for(plan).name)
         (tmp / layout.CARD_FILE).write_text(json.dumps(card.raw, indent=2) + "\n", encoding="utf-8")
         np.save(tmp / layout.VECTORS_FILE, np.ascontiguousarray(index.vectors, dtype=np.float32), allow_pickle=False)
-        has_graph = index.save(tmp / layout.INDEX_FILE)
+        has_graph = index.save(tmp / layout.INDEX_FILE, tmp / layout.INDEX_ROWS_FILE)
         text_map.save(tmp / layout.TEXT_MAP_FILE)
         if projection is not None:
             projection[0].save(tmp / layout.PROJECTION_FILE)
@@ -181,7 +185,7 @@ def write_bundle(
             labels.write(tmp)
         write_catalog(items, tmp / layout.CATALOG_FILE)
         if pictures:
-            write_pictures(items, tmp / layout.PICTURES_DIR)
+            write_pictures(items, tmp / layout.PICTURES_DIR, carried_pictures)
         manifest = {
             "format": layout.FORMAT_NAME,
             # the lowest version that holds what this bundle carries (see runtime.bundle.FORMAT_VERSION)
@@ -195,6 +199,7 @@ def write_bundle(
                                               **({"refit": layout.ADAPTATION_FILE} if adaptation else {})}}
                               if projection else {})},
             "index": {"kind": index.kind, "space": "ip", "file": layout.INDEX_FILE if has_graph else None,
+                      **({"rows": layout.INDEX_ROWS_FILE, "deleted": index.deleted} if index.label_rows is not None else {}),
                       **index.params.to_dict()},
             "text_map": {**text_params, "links": int(len(text_map.indices))},
             "search": {"k": k, "top": top, "vote": vote},
@@ -208,6 +213,7 @@ def write_bundle(
             ],
             "catalog": {"items": len(items), "groups": len({item.group for item in items})},
             "pictures": {"dir": layout.PICTURES_DIR, "side": layout.PICTURE_SIDE} if pictures else None,
+            **({"lineage": lineage} if lineage else {}),
             "files": _file_entries(tmp),
         }
         _write_manifest(tmp, manifest)
@@ -288,11 +294,15 @@ def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:
     return plan, manifest
 
 
-def write_pictures(items: Sequence[CatalogItem], folder: Path) -> None:
+def write_pictures(items: Sequence[CatalogItem], folder: Path, carried: Sequence[Path | None] | None = None) -> None:
     """A JPEG of at most PICTURE_SIDE pixels per catalogue row (`runtime.bundle.picture_name`); the images were
-    decoded once already by the feature extraction, so a bad one cannot get this far."""
+    decoded once already by the feature extraction, so a bad one cannot get this far. ``carried[row]``, when not
+    None, is that row's picture in an earlier bundle, copied as it is (an update: its image may be gone)."""
     folder.mkdir()
     for row, item in enumerate(items):
+        if carried is not None and carried[row] is not None:
+            shutil.copyfile(carried[row], folder / layout.picture_name(row))
+            continue
         image = load_image(item.image, min_size=layout.PICTURE_SIDE)
         image.thumbnail((layout.PICTURE_SIDE, layout.PICTURE_SIDE))
         image.save(folder / layout.picture_name(row), "JPEG", quality=85)

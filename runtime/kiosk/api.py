@@ -28,10 +28,10 @@ from .. import __version__
 from ..errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from ..describe.image import DEFAULT_MAX_PIXELS, load_image
 from ..reading.photos import READ_SIDE
-from ..retriever import Answer, Match, Retriever
+from ..retriever import Answer, Match
 from ..search.label_index import title_matches
 from .pool import Busy, QueryPool, QueryTimeout
-from .thumbnails import CatalogThumbnails
+from .live import LiveBundle
 from .upload import UploadError, UploadLimits, read_photo
 
 log = logging.getLogger("shadematch.kiosk")
@@ -75,16 +75,14 @@ class _KioskRequest(Request):
 
 
 class KioskApp:
-    """WSGI application over one shared Retriever and a bounded QueryPool."""
+    """WSGI application over the live bundle (one shared Retriever, swappable: runtime.kiosk.live) and a bounded
+    QueryPool."""
 
-    def __init__(self, retriever: Retriever, pool: QueryPool, limits: KioskLimits = KioskLimits()) -> None:
-        self.retriever = retriever
+    def __init__(self, live: LiveBundle, pool: QueryPool, limits: KioskLimits = KioskLimits()) -> None:
+        self.live = live
         self.pool = pool
         self.limits = limits
-        bundle = retriever.bundle
-        self.thumbnails = CatalogThumbnails(bundle.path, bundle.catalog, carried=bundle.picture)
         self._static = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.is_file()}
-        self._side = max(retriever.bundle.card.input.height, retriever.bundle.card.input.width)
         self._routes = Map([
             Rule("/", endpoint="page", methods=["GET"]),
             Rule("/static/<name>", endpoint="static", methods=["GET"]),
@@ -133,12 +131,11 @@ class KioskApp:
 
     # --- the API --------------------------------------------------------------------------------------
     def health(self, request: Request) -> Response:
-        bundle = self.retriever.bundle
         return _json(200, {
             "status": "ok",
             "version": __version__,
-            "bundle": {"name": bundle.path.name, "items": len(bundle.catalog),
-                       "created": bundle.manifest.get("created")},
+            "bundle": self.live.current.describe(),
+            "reloads": self.live.reloads,
             "workers": self.pool.workers,
             "capacity": self.pool.capacity,
             "in_flight": self.pool.in_flight,
@@ -167,13 +164,14 @@ class KioskApp:
         })
 
     def catalog_image(self, request: Request, item_id: str) -> Response:
-        if item_id not in self.thumbnails:
-            raise ApiError(404, "not_found", "no catalogue item with this id")
-        try:
-            data = self.thumbnails.jpeg(item_id)
-        except ImageError:
-            log.warning("catalogue picture of %s is unreadable", item_id)
-            data = None
+        with self.live.use() as served:
+            if item_id not in served.thumbnails:
+                raise ApiError(404, "not_found", "no catalogue item with this id")
+            try:
+                data = served.thumbnails.jpeg(item_id)
+            except ImageError:
+                log.warning("catalogue picture of %s is unreadable", item_id)
+                data = None
         if data is None:
             raise ApiError(404, "no_image", "this catalogue item has no picture on this kiosk")
         response = Response(data, mimetype="image/jpeg")
@@ -208,9 +206,12 @@ class KioskApp:
         # Decoding runs on a worker too: it is CPU work that the pool must bound like the model.
         stream = io.BytesIO(data)
         stream.name = name  # load_image names the photo in its messages
-        side = READ_SIDE if self.retriever.reads_labels else self._side  # small print needs the camera's pixels
-        image = load_image(stream, min_size=side, max_pixels=self.limits.max_pixels)
-        return self.retriever.answer([image])[0]
+        with self.live.use() as served:  # the bundle version it starts on answers it, even if a reload comes
+            retriever = served.retriever
+            card = retriever.bundle.card.input
+            side = READ_SIDE if retriever.reads_labels else max(card.height, card.width)  # small print needs pixels
+            image = load_image(stream, min_size=side, max_pixels=self.limits.max_pixels)
+            return retriever.answer([image])[0]
 
     def _upload_too_large(self) -> Response:
         limit_mb = self.limits.max_upload_bytes / (1024 * 1024)

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Callable
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
@@ -20,6 +21,7 @@ from waitress.wasyncore import close_all
 
 from ..retriever import Retriever
 from .api import KioskApp, KioskLimits
+from .live import LiveBundle
 from .pool import QueryPool
 
 log = logging.getLogger("shadematch.kiosk")
@@ -69,6 +71,7 @@ class KioskServer:
         self,
         retriever: Retriever,
         *,
+        reopen: Callable[[], Retriever] | None = None,
         host: str = "127.0.0.1",
         port: int = 8080,
         workers: int = 2,
@@ -76,9 +79,9 @@ class KioskServer:
         limits: KioskLimits = KioskLimits(),
         request_deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
-        self.retriever = retriever
+        self.live = LiveBundle(retriever, reopen)
         self.pool = QueryPool(workers, 2 * workers if queue is None else queue)
-        self.app = KioskApp(retriever, self.pool, limits)
+        self.app = KioskApp(self.live, self.pool, limits)
         # HTTP threads: one per admitted query plus a few so health, pages and pictures answer while
         # every query slot is taken (and so a full pool is answered 503 at once, not queued unseen).
         self._server = create_server(
@@ -130,8 +133,26 @@ class KioskServer:
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
             self.pool.close()
-            self.retriever.close()
+            self.live.close()
             self._closed = True
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever of the bundle being served now."""
+        return self.live.current.retriever
+
+    def reload(self) -> bool:
+        """Serve the bundle at the kiosk's path again, re-opened (see runtime.kiosk.live.LiveBundle.reload)."""
+        return self.live.reload()
+
+    def reload_on(self, signum: int) -> None:
+        """Reload on ``signum`` (SIGHUP: the bundle path, typically a symbolic link, was flipped to an updated
+        bundle). The work runs on a helper thread, never inside the signal handler."""
+
+        def handle(_signum: int, _frame: object) -> None:
+            threading.Thread(target=self.reload, name="kiosk-reload", daemon=True).start()
+
+        signal.signal(signum, handle)
 
     def stop_on(self, signum: int) -> threading.Event:
         """Close the server from a helper thread when ``signum`` arrives (SIGTERM from a service manager), as
@@ -159,10 +180,15 @@ class KioskServer:
 def open_kiosk(bundle: Path, *, backend: str = "auto", threads: int | None = None, ocr: bool | None = None,
                **options) -> KioskServer:
     """Open and verify the bundle, load its model (and label reader, unless ``ocr`` is False) once, and bind the
-    server (not yet serving)."""
-    retriever = Retriever.open(bundle, backend=backend, threads=threads, ocr=ocr)
+    server (not yet serving). `KioskServer.reload` opens ``bundle`` again: where it is a symbolic link, the
+    bundle it leads to then (each version is opened by its resolved path, so a flip never mixes two versions)."""
+
+    def reopen() -> Retriever:
+        return Retriever.open(Path(bundle).resolve(), backend=backend, threads=threads, ocr=ocr)
+
+    retriever = reopen()
     try:
-        return KioskServer(retriever, **options)
+        return KioskServer(retriever, reopen=reopen, **options)
     except BaseException:
         retriever.close()
         raise

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..backends import open_backend
+from ..backends import Backend, open_backend
 from ..describe.image import prepare
 from ..describe.modelcard import InputSpec, ModelCard, card_path_for
 from ..describe.pooling import saliency_region
@@ -75,7 +75,8 @@ def product_box(saliency: np.ndarray, size: tuple[int, int], spec: InputSpec, ma
 class LabelReader:
     """A DB detector and a CTC recogniser. Thread-safe (ONNX Runtime sessions are; the rest is per call)."""
 
-    def __init__(self, detector: ModelCard, detector_backend, recogniser: Recogniser, max_lines: int = MAX_LINES) -> None:
+    def __init__(self, detector: ModelCard, detector_backend: Backend, recogniser: Recogniser,
+                 max_lines: int = MAX_LINES) -> None:
         if detector.task != "text_detection":
             raise ModelCardError(f"{detector.name} is a {detector.task} model, not a text detector")
         self.output = detector.outputs.get("probability", "")

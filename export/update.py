@@ -1,0 +1,268 @@
+"""`shadematch update`: a new version of a bundle from the old one and a delta (rows added, removed, replaced),
+without running the CNN on the rows that stay.
+
+What is recomputed and what is carried over:
+- descriptors (and the words on the labels): only the added rows', with the bundle's own model, projection and
+  label reader; a single-image product among them gets its store-like views averaged in, as `build` does;
+- the HNSW graph is extended (runtime.search.index.VisualIndex.updated: removed rows marked deleted, added rows
+  inserted), or rebuilt from the stored vectors when that is due;
+- the text map: recomputed below `export.textmap.FULL_MAP_BELOW` titles or with ``full_text_map``, else updated
+  for the added titles (`export.textmap.update_text_map`, which says what drifts);
+- the label index is remade from the words stored for every row (no reading of old images);
+- the projection stays the one the bundle was built with (its fit did not see the added products: `info` shows
+  how many rows came since; rebuild, or `tune`, when they are many); the rows before projection follow for `tune`;
+- catalogue rows and pictures: old pictures are copied, new ones made.
+The manifest records the parent bundle (the sha256 of its manifest) and what changed. Written atomically through
+`runtime.bundle.write`; the old bundle is never touched.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime.backends import open_backend
+from runtime.bundle import Bundle, open_bundle
+from runtime.bundle.adaptation import load_adaptation
+from runtime.bundle.catalog import CatalogItem
+from runtime.bundle.layout import ADAPTATION_FILE
+from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
+from runtime.describe.embedder import Embedder
+from runtime.describe.pooling import l2_normalize
+from runtime.errors import CatalogError
+from runtime.reading.reader import CATALOGUE_LINES, LabelReader
+
+from .adapt import store_like_views
+from .catalog import CatalogRow, read_catalog_csv, settle_problems
+from .features import Reads, extract_features
+from .labels import label_index
+from .shards import ShardOptions, extract_sharded
+from .textmap import FULL_MAP_BELOW, TextMapParams, build_text_map, update_text_map
+
+
+@dataclass(frozen=True)
+class UpdateOptions:
+    backend: str = "auto"
+    threads: int | None = None
+    batch_size: int = 32
+    #: Worker processes for the added rows' descriptors (0: this process), as `build --workers`.
+    workers: int = 0
+    skip_bad: bool = False
+    overwrite: bool = False
+    #: Recompute the whole text map (else only below FULL_MAP_BELOW titles).
+    full_text_map: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Rows to add (replacements included) and ids to remove (replaced ones included)."""
+
+    add: list[CatalogRow]
+    remove: set[str]
+    replaced: set[str]
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    out: Path
+    items: int
+    added: int
+    removed: int
+    replaced: int
+    skipped: int
+    index: str
+    text_map: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "out": str(self.out)}
+
+
+def read_delta(ids: Sequence[str], add: Path | None, remove: Path | None, replace: Path | None,
+               skip_bad: bool = False) -> tuple[Delta, int]:
+    """The delta against a catalogue of ``ids``, and how many bad rows were skipped; a CatalogError names any id that
+    is added twice, added though present, or removed or replaced though absent."""
+    present = set(ids)
+    added, replaced, skipped = [], [], 0
+    for path, target in ((add, added), (replace, replaced)):
+        if path is None:
+            continue
+        rows, problems = read_catalog_csv(path)
+        settle_problems(path, problems, skip_bad)
+        skipped += len(problems)
+        target.extend(rows)
+    removed = _read_ids(remove) if remove is not None else []
+    twice = [i for i, n in Counter([r.id for r in added] + [r.id for r in replaced]).items() if n > 1]
+    twice += [i for i, n in Counter(removed).items() if n > 1]
+    if twice:
+        raise CatalogError(f"the delta names id {twice[0]!r} twice")
+    for row in added:
+        if row.id in present:
+            raise CatalogError(f"{add} line {row.line}: id {row.id!r} is already in the bundle (--replace changes it)")
+    for row in replaced:
+        if row.id not in present:
+            raise CatalogError(f"{replace} line {row.line}: cannot replace {row.id!r}: not in the bundle")
+    for item in removed:
+        if item not in present:
+            raise CatalogError(f"{remove}: cannot remove {item!r}: not in the bundle")
+    both = {r.id for r in replaced} & set(removed)
+    if both:
+        raise CatalogError(f"id {sorted(both)[0]!r} is both removed and replaced")
+    return Delta(added + replaced, set(removed) | {r.id for r in replaced}, {r.id for r in replaced}), skipped
+
+
+def _read_ids(path: Path) -> list[str]:
+    """One id per line; blank lines are skipped."""
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc})") from None
+
+
+def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove: Path | None = None,
+                  replace: Path | None = None, options: UpdateOptions = UpdateOptions()) -> UpdateReport:
+    """Write ``out``: the bundle at ``bundle_path`` changed by the delta (see the module's docstring)."""
+    started = time.perf_counter()
+    if add is None and remove is None and replace is None:
+        raise CatalogError("nothing to change: give --add, --remove or --replace")
+    check_target(out, options.overwrite)
+    bundle = open_bundle(bundle_path)
+    old_items = list(bundle.catalog)
+    delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad)
+    keep = np.array([row for row, item in enumerate(old_items) if item.id not in delta.remove], dtype=np.int64)
+    raw, rows, reads, problems = _describe(bundle, delta.add, options)
+    settle_problems(add or replace, problems, options.skip_bad)
+    skipped += len(problems)
+    items = [old_items[row] for row in keep] + [CatalogItem(r.id, r.title, str(r.image), r.group) for r in rows]
+    if not items:
+        raise CatalogError("the update would leave the catalogue empty")
+    raw = _with_views(bundle, raw, rows, items, len(keep), options)
+    added = bundle.projection.apply(raw) if bundle.projection is not None else raw
+    graph_before = bundle.index.kind == "hnsw"
+    index = bundle.index.updated(keep, added, threads=options.threads or -1)
+    extended = graph_before and index.label_rows is not None
+    params = _text_params(bundle)
+    titles = [item.title for item in items]
+    full_map = options.full_text_map or len(items) < FULL_MAP_BELOW
+    text_map = build_text_map(titles, params) if full_map else update_text_map(bundle.text_map, keep, titles, params)
+    labels = _labels(bundle, keep, items, reads)
+    adaptation = _adaptation(bundle, keep, raw)
+    manifest = bundle.manifest
+    projection = None
+    if bundle.projection is not None:
+        info = {k: v for k, v in manifest["descriptor"]["projection"].items() if k not in ("file", "refit")}
+        info["rows_added_since_fit"] = int(info.get("rows_added_since_fit", 0)) + len(rows)
+        projection = (bundle.projection, info)
+    carried = None
+    if manifest.get("pictures"):
+        carried = [bundle.picture(int(row)) for row in keep] + [None] * len(rows)
+    changes = {"added": len(rows) - len(delta.replaced), "removed": len(delta.remove) - len(delta.replaced),
+               "replaced": len(delta.replaced)}
+    lineage = {
+        "parent": {"path": str(Path(bundle_path).resolve()), "manifest_sha256": bundle.meta.sha256,
+                   "items": len(old_items), "created": manifest.get("created")},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **changes,
+        "index": "extended" if extended else "rebuilt" if index.kind == "hnsw" else "exact",
+        "deleted_in_graph": index.deleted,
+        "text_map": "full" if full_map else "incremental",
+        "updates_since_build": int((manifest.get("lineage") or {}).get("updates_since_build", 0)) + 1,
+    }
+    write_bundle(
+        out, model_path=bundle.model_path, card=bundle.card, items=items, index=index, text_map=text_map,
+        text_params=params.to_dict(), levels=bundle.levels, k=bundle.k, top=bundle.top, vote=bundle.vote,
+        plans=bundle.plans, backend=bundle.backend, pictures=bool(manifest.get("pictures")),
+        overwrite=options.overwrite, projection=projection, adaptation=adaptation, labels=labels,
+        carried_pictures=carried, lineage=lineage,
+    )
+    return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
+                        lineage["index"], lineage["text_map"], time.perf_counter() - started)
+
+
+def _describe(bundle: Bundle, rows: list[CatalogRow], options: UpdateOptions
+              ) -> tuple[np.ndarray, list[CatalogRow], Reads | None, list]:
+    """Raw descriptors of the added rows with the bundle's model (and the words on them, when the bundle reads
+    labels): in worker processes with ``options.workers`` > 1, else here."""
+    if not rows:
+        return np.zeros((0, bundle.card.feature_dim), np.float32), [], [] if bundle.labels is not None else None, []
+    reader_models = bundle.text_models if bundle.labels is not None else None
+    if options.workers > 1:
+        shard = ShardOptions(workers=options.workers, batch_size=options.batch_size, backend=options.backend,
+                             reader=reader_models, progress=options.progress)
+        with tempfile.TemporaryDirectory(prefix="shadematch-update-") as work:
+            vectors, kept, problems, reads = extract_sharded(rows, bundle.model_path, bundle.card, bundle.levels,
+                                                             Path(work), shard)
+        return vectors, kept, reads, problems
+    with open_backend(bundle.model_path, options.backend, threads=options.threads) as backend:
+        embedder = Embedder(backend, bundle.card, bundle.levels)
+        reader = LabelReader.open(*reader_models, threads=options.threads, max_lines=CATALOGUE_LINES) \
+            if reader_models else None
+        try:
+            vectors, kept, problems, reads = extract_features(rows, embedder, options.batch_size,
+                                                              workers=options.threads or 2, progress=options.progress,
+                                                              reader=reader)
+            return vectors, kept, reads, problems
+        finally:
+            if reader is not None:
+                reader.close()
+
+
+def _with_views(bundle: Bundle, raw: np.ndarray, rows: list[CatalogRow], items: list[CatalogItem], first: int,
+                options: UpdateOptions) -> np.ndarray:
+    """The added rows as `build` would index them: a product with one image in the final catalogue gets its
+    store-like views averaged in, when the bundle was built that way."""
+    info = bundle.manifest["descriptor"].get("projection") or {}
+    views = int(info.get("views_per_image") or 0)
+    if not views or not info.get("view_averaged_rows") or not len(raw):
+        return raw
+    sizes = Counter(item.group for item in items)
+    single = [i for i, row in enumerate(rows) if sizes[row.group] == 1]
+    if not single:
+        return raw
+    raw = raw.copy()
+    size = max(bundle.card.input.height, bundle.card.input.width)
+    with open_backend(bundle.model_path, options.backend, threads=options.threads) as backend:
+        embedder = Embedder(backend, bundle.card, bundle.levels)
+        for i in single:
+            shots = store_like_views(str(rows[i].image), views, size, int(info.get("seed", 0)), first + i)
+            raw[i] = l2_normalize(raw[i] + embedder.embed(shots, batch_size=16).sum(axis=0))
+    return raw
+
+
+def _text_params(bundle: Bundle) -> TextMapParams:
+    """The text map's parameters as the bundle recorded them (the fields TextMapParams knows)."""
+    recorded = bundle.manifest.get("text_map") or {}
+    known = TextMapParams().to_dict()
+    return TextMapParams(**{key: recorded[key] for key in known if key in recorded})
+
+
+def _labels(bundle: Bundle, keep: np.ndarray, items: list[CatalogItem], reads: Reads | None) -> LabelsToWrite | None:
+    """The label index of the final catalogue, from the words stored for the kept rows and read on the added ones."""
+    if bundle.labels is None:
+        return None
+    stored = bundle.labels.reads
+    old = [[] for _ in range(len(bundle.catalog))]
+    for text, confidence, row in zip(stored.text, stored.confidence, stored.row):
+        old[int(row)].append((str(text), float(confidence)))
+    final_reads = [old[int(row)] for row in keep] + list(reads or [])
+    detector, recogniser = bundle.text_models
+    return LabelsToWrite(label_index(items, final_reads), detector, recogniser, bundle.label_weight)
+
+
+def _adaptation(bundle: Bundle, keep: np.ndarray, raw: np.ndarray):
+    """The adapted projection's scatter (as fitted) and the rows before projection of the final catalogue."""
+    info = bundle.manifest["descriptor"].get("projection") or {}
+    if info.get("refit") != ADAPTATION_FILE:
+        return None
+    scatter, rows = load_adaptation(bundle.path / ADAPTATION_FILE)
+    return scatter, np.concatenate([rows[keep], raw.astype(np.float32)])
+
+
+__all__ = ["UpdateOptions", "UpdateReport", "read_delta", "update_bundle"]
