@@ -217,7 +217,7 @@ def build_bundle_from_vectors(
         vectors = np.load(vectors_npy, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise CatalogError(f"{vectors_npy}: not a readable .npy array ({exc})") from None
-    items = _read_titles(titles_csv)
+    items = read_titles(titles_csv)
     if vectors.ndim != 2 or vectors.dtype != np.float32 or len(vectors) != len(items):
         raise CatalogError(
             f"{vectors_npy}: {vectors.dtype} {vectors.shape} does not match {len(items)} rows of {titles_csv} "
@@ -247,7 +247,7 @@ def build_bundle_from_vectors(
     return BuildReport(Path(out), len(items), 0, time.perf_counter() - started)
 
 
-def _read_titles(path: Path) -> list[CatalogItem]:
+def read_titles(path: Path) -> list[CatalogItem]:
     """Rows id,title[,group[,image]] of a titles CSV, with the line of the first bad row in the error."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:

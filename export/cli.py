@@ -125,12 +125,17 @@ def register_update(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--add", type=Path, default=None, help="catalogue CSV (id,image,title[,group]) of rows to add")
     p.add_argument("--remove", type=Path, default=None, help="text file of ids to remove, one per line")
     p.add_argument("--replace", type=Path, default=None, help="catalogue CSV of rows whose image or title changed")
+    p.add_argument("--add-vectors", type=Path, default=None, metavar="V.npy", help="descriptors of the --add rows "
+                   "computed elsewhere (float32, one row each, as build-vectors takes them): --add is then a titles "
+                   "CSV id,title[,group[,image]] and the model does not run")
     p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported)")
     p.add_argument("--workers", type=int, default=0, help="worker processes for the added images (default: one process)")
     p.add_argument("--full-text-map", action="store_true", help="recompute the whole text map (always done below "
                    "50,000 titles)")
+    p.add_argument("--refit", choices=("auto", "on", "off"), default="auto", help="re-fit an adapted projection on the "
+                   "final catalogue from its stored rows (auto: below 50,000 rows, when no product needs store-like views)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print what changed as JSON")
     add_backend_options(p)
@@ -146,8 +151,8 @@ def _update(args: argparse.Namespace) -> int:
         raise ShadematchError(f"--out {args.out} is the bundle being updated: add --force to replace it")
     options = UpdateOptions(backend=args.backend or "auto", threads=args.threads, workers=args.workers,
                             skip_bad=args.skip_bad, overwrite=args.force, full_text_map=args.full_text_map,
-                            progress=not args.quiet)
-    report = update_bundle(args.bundle, args.out, args.add, args.remove, args.replace, options)
+                            progress=not args.quiet, refit={"auto": None, "on": True, "off": False}[args.refit])
+    report = update_bundle(args.bundle, args.out, args.add, args.remove, args.replace, options, args.add_vectors)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0

@@ -127,15 +127,17 @@ def update_text_map(old: TextNeighbours, keep: np.ndarray, titles: Sequence[str]
     towards.eliminate_zeros()
     # every kept row's old list at once: gathered in the new row order, renumbered, removed rows dropped
     lengths = np.diff(old.indptr)[keep]
+    # (int32 throughout: at 500K titles and 12M links the arrays below are the update's largest transients)
     positions = np.repeat(old.indptr[keep] - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
-    rows = np.repeat(np.arange(start), lengths)
-    ids, sims = new_row[old.indices[positions]], old.similarity[positions]
+    rows = np.repeat(np.arange(start, dtype=np.int32), lengths)
+    ids, sims = new_row[old.indices[positions]].astype(np.int32), old.similarity[positions]
+    del positions
     alive = ids >= 0
     rows, ids, sims = rows[alive], ids[alive], sims[alive]
     # then the added titles joining them, and each touched row cut back to its best top_n (ties by row)
-    extra_rows = np.repeat(np.arange(start), np.diff(towards.indptr))
-    rows = np.concatenate([rows, extra_rows, np.repeat(np.arange(start, len(titles)), counts)])
-    ids = np.concatenate([ids, towards.indices.astype(np.int64) + start, cols.astype(np.int64)])
+    extra_rows = np.repeat(np.arange(start, dtype=np.int32), np.diff(towards.indptr))
+    rows = np.concatenate([rows, extra_rows, np.repeat(np.arange(start, len(titles), dtype=np.int32), counts)])
+    ids = np.concatenate([ids, (towards.indices + start).astype(np.int32), cols.astype(np.int32)])
     sims = np.concatenate([sims, towards.data.astype(np.float32), vals.astype(np.float32)])
     order = np.lexsort((ids, -sims, rows))
     rows, ids, sims = rows[order], ids[order], sims[order]

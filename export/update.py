@@ -9,8 +9,10 @@ What is recomputed and what is carried over:
 - the text map: recomputed below `export.textmap.FULL_MAP_BELOW` titles or with ``full_text_map``, else updated
   for the added titles (`export.textmap.update_text_map`, which says what drifts);
 - the label index is remade from the words stored for every row (no reading of old images);
-- the projection stays the one the bundle was built with (its fit did not see the added products: `info` shows
-  how many rows came since; rebuild, or `tune`, when they are many); the rows before projection follow for `tune`;
+- an adapted projection learned from the catalogue's own images is re-fitted on the final catalogue from the rows
+  stored before projection (no CNN: `adaptation.npz`), and every row re-projected and re-indexed, as `build`
+  would, below REFIT_BELOW rows; otherwise (and always for a PCA, or a projection that needed store-like views of
+  single-image products) it stays the one the bundle was built with, and `info` shows how many rows came since;
 - catalogue rows and pictures: old pictures are copied, new ones made.
 The manifest records the parent bundle (the sha256 of its manifest) and what changed. Written atomically through
 `runtime.bundle.write`; the old bundle is never touched.
@@ -36,14 +38,22 @@ from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
 from runtime.describe.embedder import Embedder
 from runtime.describe.pooling import l2_normalize
 from runtime.errors import CatalogError
+from runtime.memory import trim
+from runtime.search.index import VisualIndex, release_rows
 from runtime.reading.reader import CATALOGUE_LINES, LabelReader
 
 from .adapt import store_like_views
+from .build import read_titles
 from .catalog import CatalogRow, read_catalog_csv, settle_problems
 from .features import Reads, extract_features
 from .labels import label_index
 from .shards import ShardOptions, extract_sharded
+from .projection import learn_adapted_projection
 from .textmap import FULL_MAP_BELOW, TextMapParams, build_text_map, update_text_map
+
+#: Below this many rows an update re-fits an adapted projection (a closed-form fit and a re-index: seconds), so it
+#: answers as a build of the final catalogue does.
+REFIT_BELOW = 50_000
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class UpdateOptions:
     overwrite: bool = False
     #: Recompute the whole text map (else only below FULL_MAP_BELOW titles).
     full_text_map: bool = False
+    #: Re-fit an adapted projection on the final catalogue: None = when it can be done without the CNN and the
+    #: catalogue is below REFIT_BELOW rows; False = never; True = or fail saying why not.
+    refit: bool | None = None
     progress: bool = True
 
 
@@ -80,17 +93,21 @@ class UpdateReport:
     index: str
     text_map: str
     seconds: float
+    #: Seconds per step: open (with the sha256 pass), describe (the model on the added rows), index, text_map,
+    #: labels, write (bundle files and their sha256).
+    steps: dict
 
     def to_dict(self) -> dict:
         return {**asdict(self), "out": str(self.out)}
 
 
 def read_delta(ids: Sequence[str], add: Path | None, remove: Path | None, replace: Path | None,
-               skip_bad: bool = False) -> tuple[Delta, int]:
+               skip_bad: bool = False, extra: Sequence[CatalogRow] = ()) -> tuple[Delta, int]:
     """The delta against a catalogue of ``ids``, and how many bad rows were skipped; a CatalogError names any id that
-    is added twice, added though present, or removed or replaced though absent."""
+    is added twice, added though present, or removed or replaced though absent. ``extra``: added rows read
+    elsewhere (`--add-vectors`)."""
     present = set(ids)
-    added, replaced, skipped = [], [], 0
+    added, replaced, skipped = list(extra), [], 0
     for path, target in ((add, added), (replace, replaced)):
         if path is None:
             continue
@@ -127,36 +144,69 @@ def _read_ids(path: Path) -> list[str]:
 
 
 def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove: Path | None = None,
-                  replace: Path | None = None, options: UpdateOptions = UpdateOptions()) -> UpdateReport:
-    """Write ``out``: the bundle at ``bundle_path`` changed by the delta (see the module's docstring)."""
+                  replace: Path | None = None, options: UpdateOptions = UpdateOptions(),
+                  add_vectors: Path | None = None) -> UpdateReport:
+    """Write ``out``: the bundle at ``bundle_path`` changed by the delta (see the module's docstring).
+    ``add_vectors``: descriptors of the ``add`` rows computed elsewhere (as `build-vectors` takes them; ``add`` is
+    then a titles CSV id,title[,group[,image]] in the same order), so the model does not run at all."""
     started = time.perf_counter()
+    steps: dict[str, float] = {}
+    lap = _Laps(steps)
     if add is None and remove is None and replace is None:
         raise CatalogError("nothing to change: give --add, --remove or --replace")
+    if add_vectors is not None and (add is None or replace is not None):
+        raise CatalogError("--add-vectors goes with --add (the titles of those rows) and without --replace")
     check_target(out, options.overwrite)
     bundle = open_bundle(bundle_path)
     old_items = list(bundle.catalog)
-    delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad)
+    lap("open")
+    given: list[CatalogItem] | None = None
+    if add_vectors is not None:
+        given, rows, raw = _given(add, add_vectors, bundle)
+        delta, skipped = read_delta([item.id for item in old_items], None, remove, None, options.skip_bad, extra=rows)
+        reads, problems = ([[] for _ in rows] if bundle.labels is not None else None), []
+    else:
+        delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad)
+        raw, rows, reads, problems = _describe(bundle, delta.add, options)
     keep = np.array([row for row, item in enumerate(old_items) if item.id not in delta.remove], dtype=np.int64)
-    raw, rows, reads, problems = _describe(bundle, delta.add, options)
     settle_problems(add or replace, problems, options.skip_bad)
     skipped += len(problems)
-    items = [old_items[row] for row in keep] + [CatalogItem(r.id, r.title, str(r.image), r.group) for r in rows]
+    items = [old_items[row] for row in keep] + (given if given is not None else
+                                                [CatalogItem(r.id, r.title, str(r.image), r.group) for r in rows])
     if not items:
         raise CatalogError("the update would leave the catalogue empty")
     raw = _with_views(bundle, raw, rows, items, len(keep), options)
     added = bundle.projection.apply(raw) if bundle.projection is not None else raw
-    graph_before = bundle.index.kind == "hnsw"
-    index = bundle.index.updated(keep, added, threads=options.threads or -1)
-    extended = graph_before and index.label_rows is not None
+    lap("describe")
+    # the text map before the index: its transient arrays then never sit beside the index's new vector matrix
     params = _text_params(bundle)
     titles = [item.title for item in items]
     full_map = options.full_text_map or len(items) < FULL_MAP_BELOW
     text_map = build_text_map(titles, params) if full_map else update_text_map(bundle.text_map, keep, titles, params)
+    del titles
+    for array in (bundle.text_map.indptr, bundle.text_map.indices, bundle.text_map.similarity):
+        release_rows(array, 0, len(array))  # the old map, memory-mapped, read once
+    trim()  # the text map's temporaries go back to the system before the index's new matrix is made
+    lap("text_map")
+    graph_before = bundle.index.kind == "hnsw"
+    refitted = _refit(bundle, keep, raw, items, options)
+    if refitted is not None:
+        projection_new, info_new, scatter, before = refitted
+        index = VisualIndex.build(projection_new.apply(before), bundle.index.params, threads=options.threads or -1)
+    else:
+        index = bundle.index.updated(keep, added, threads=options.threads or -1)
+    extended = graph_before and index.label_rows is not None
+    lap("index")
     labels = _labels(bundle, keep, items, reads)
-    adaptation = _adaptation(bundle, keep, raw)
+    lap("labels")
     manifest = bundle.manifest
     projection = None
-    if bundle.projection is not None:
+    if refitted is not None:
+        adaptation = (scatter, before)
+        projection = (projection_new, info_new)
+    else:
+        adaptation = _adaptation(bundle, keep, raw)
+    if bundle.projection is not None and refitted is None:
         info = {k: v for k, v in manifest["descriptor"]["projection"].items() if k not in ("file", "refit")}
         info["rows_added_since_fit"] = int(info.get("rows_added_since_fit", 0)) + len(rows)
         projection = (bundle.projection, info)
@@ -171,6 +221,7 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **changes,
         "index": "extended" if extended else "rebuilt" if index.kind == "hnsw" else "exact",
+        "projection": "refitted" if refitted is not None else "kept" if bundle.projection is not None else "none",
         "deleted_in_graph": index.deleted,
         "text_map": "full" if full_map else "incremental",
         "updates_since_build": int((manifest.get("lineage") or {}).get("updates_since_build", 0)) + 1,
@@ -182,8 +233,41 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         overwrite=options.overwrite, projection=projection, adaptation=adaptation, labels=labels,
         carried_pictures=carried, lineage=lineage,
     )
+    lap("write")
     return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
-                        lineage["index"], lineage["text_map"], time.perf_counter() - started)
+                        lineage["index"], lineage["text_map"], time.perf_counter() - started,
+                        {name: round(seconds, 2) for name, seconds in steps.items()})
+
+
+class _Laps:
+    """Seconds since the previous lap, by step name."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self.steps = steps
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps[name] = now - self.last
+        self.last = now
+
+
+def _given(titles: Path, vectors_npy: Path, bundle: Bundle) -> tuple[list[CatalogItem], list[CatalogRow], np.ndarray]:
+    """Rows of a titles CSV (as catalogue items, and as delta rows) and their descriptors from a .npy, checked like
+    `build-vectors` checks them."""
+    items = read_titles(titles)
+    try:
+        raw = np.load(vectors_npy, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{vectors_npy}: not a readable .npy array ({exc})") from None
+    width = bundle.card.feature_dim if bundle.projection is not None else bundle.index.dim
+    if raw.dtype != np.float32 or raw.shape != (len(items), width):
+        raise CatalogError(f"{vectors_npy}: {raw.dtype} {raw.shape} does not match {len(items)} rows of {titles} "
+                           f"(need float32 ({len(items)}, {width}))")
+    if not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3):
+        raise CatalogError(f"{vectors_npy}: rows are not L2-normalised descriptors")
+    rows = [CatalogRow(line, item.id, Path(item.image), item.title, item.group) for line, item in enumerate(items, start=2)]
+    return items, rows, raw
 
 
 def _describe(bundle: Bundle, rows: list[CatalogRow], options: UpdateOptions
@@ -234,6 +318,30 @@ def _with_views(bundle: Bundle, raw: np.ndarray, rows: list[CatalogRow], items: 
             shots = store_like_views(str(rows[i].image), views, size, int(info.get("seed", 0)), first + i)
             raw[i] = l2_normalize(raw[i] + embedder.embed(shots, batch_size=16).sum(axis=0))
     return raw
+
+
+def _refit(bundle: Bundle, keep: np.ndarray, raw: np.ndarray, items: list[CatalogItem], options: UpdateOptions):
+    """The adapted projection re-fitted on the final catalogue (projection, what to record, scatter, rows before
+    projection), or None when it stays as it is (see UpdateOptions.refit)."""
+    info = bundle.manifest["descriptor"].get("projection") or {}
+    sizes = Counter(item.group for item in items)
+    why = (None if info.get("kind") == "adapted" and info.get("refit") == ADAPTATION_FILE else
+           "the bundle's projection is not an adapted one with its rows stored")
+    if why is None and (info.get("images_with_views") or min(sizes.values()) < 2):
+        why = "a product has a single image: its store-like views need the model"
+    if options.refit is False or (options.refit is None and (why or len(items) >= REFIT_BELOW)):
+        return None
+    if why:
+        raise CatalogError(f"cannot re-fit the projection: {why}")
+    _, stored = load_adaptation(bundle.path / ADAPTATION_FILE)
+    before = np.concatenate([stored[keep], raw.astype(np.float32)])
+    # every separating direction, unless the build kept fewer (--reduce-dim)
+    dims = 0 if info.get("out_dim") == info.get("groups", 0) - 1 else int(info.get("out_dim") or 0)
+    projection, fitted, scatter = learn_adapted_projection(before, [item.group for item in items],
+                                                           float(info["shrinkage"]), dims, seed=int(info.get("seed", 0)))
+    fitted.update({"views_per_image": 0, "images_with_views": 0, "view_averaged_rows": 0,
+                   "seed": int(info.get("seed", 0)), "variation_from": "images", "refitted_by_update": True})
+    return projection, fitted, scatter, before
 
 
 def _text_params(bundle: Bundle) -> TextMapParams:

@@ -147,6 +147,12 @@ def _info(args: argparse.Namespace) -> int:
                              f"their images and their titles ({_shown(labels, 'grams')} 3-grams), weight {_shown(labels, 'weight')}"
                              if labels else "none (queries answer from the image alone; rebuild with --ocr on to read labels)"))
     print(f"backend     {bundle.backend}")
+    lineage = manifest.get("lineage")
+    if isinstance(lineage, dict):
+        print(f"updated     {_shown(lineage, 'created')} from {_shown(lineage, 'parent', 'path')} "
+              f"(+{_shown(lineage, 'added')} -{_shown(lineage, 'removed')} ~{_shown(lineage, 'replaced')}; index "
+              f"{_shown(lineage, 'index')}, text map {_shown(lineage, 'text_map')}; update "
+              f"{_shown(lineage, 'updates_since_build')} since the build)")
     for entry in manifest.get("engines", []):
         print(f"engine      {_shown(entry, 'plan')} ({_shown(entry, 'flavor')} {_shown(entry, 'library_version')}, "
               f"{_shown(entry, 'precision')}, compute capability {_shown(entry, 'compute_capabilities')})")
@@ -174,9 +180,10 @@ def describe_projection(info: object) -> str:
         return f"PCA {dims}, {kept} of the variance kept, fitted on {_shown(info, 'fit_rows')} rows"
     views = (f" + {_shown(info, 'images_with_views')} x {_shown(info, 'views_per_image')} store-like views"
              if info.get("images_with_views") else "")
+    since = f"; {_shown(info, 'rows_added_since_fit')} rows added by updates since" if info.get("rows_added_since_fit") else ""
     return (f"adapted to the catalogue's products (regularised LDA) {dims}: {_shown(info, 'groups')} products, "
             f"{_shown(info, 'fit_rows')} samples ({_shown(info, 'variation_from')}{views}), shrinkage "
-            f"{_shown(info, 'shrinkage')}, seed {_shown(info, 'seed')}, {_shown(info, 'seconds')} s")
+            f"{_shown(info, 'shrinkage')}, seed {_shown(info, 'seed')}, {_shown(info, 'seconds')} s{since}")
 
 
 def _register_eval(commands: argparse._SubParsersAction) -> None:

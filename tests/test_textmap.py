@@ -276,3 +276,26 @@ def test_saved_map_is_memory_mapped_and_compressed_maps_still_load(tmp_path: Pat
     np.savez_compressed(compressed, indptr=tmap.indptr, indices=tmap.indices, similarity=tmap.similarity)
     again = TextNeighbours.load(compressed)  # np.load fallback
     assert [again.neighbours(r).tolist() for r in range(4)] == [tmap.neighbours(r).tolist() for r in range(4)]
+
+
+def test_an_updated_map_links_the_added_titles_as_a_rebuild_does() -> None:
+    from export.textmap import update_text_map
+
+    titles = [f"Rouge Eclat lipstick {c} No. {i}" for i, c in enumerate(["red", "rose", "nude", "plum"] * 25)]
+    titles += [f"Arla milk {i} fat" for i in range(30)]
+    old_rows = [i for i in range(len(titles)) if not 10 <= i < 20]
+    old = build_text_map([titles[i] for i in old_rows])
+    keep = np.array([i for i in range(len(old_rows)) if i % 9], dtype=np.int64)  # some removed too
+    final = [titles[old_rows[i]] for i in keep] + titles[10:20]
+    updated = update_text_map(old, keep, final)
+    rebuilt = build_text_map(final)
+    assert len(updated) == len(final)
+    for row in range(len(keep), len(final)):  # the added titles: linked with the final weights, as a rebuild links them
+        np.testing.assert_array_equal(updated.neighbours(row), rebuilt.neighbours(row))
+        np.testing.assert_allclose(updated.similarities(row), rebuilt.similarities(row), atol=1e-6)
+    for row in range(len(final)):
+        sims = updated.similarities(row)
+        assert len(sims) <= 50 and np.all(sims >= 0.3) and np.all(np.diff(sims) <= 1e-7)
+        assert row not in updated.neighbours(row)
+    # an old title that an added one resembles takes it in
+    assert any(set(updated.neighbours(row)) & set(range(len(keep), len(final))) for row in range(len(keep)))

@@ -21,7 +21,7 @@ from runtime.search.index import IndexParams  # noqa: E402
 from .conftest import DEMO  # noqa: E402
 
 ROWS = list(csv.DictReader(open(DEMO / "catalog.csv", encoding="utf-8")))
-HELD = sorted({row["group"] for row in ROWS})[:2]  # two products (4 images) left out of the first build
+HELD = sorted({row["group"] for row in ROWS})[:10]  # ten products (20 images) left out of the first build
 OPTIONS = UpdateOptions(progress=False)
 
 
@@ -51,7 +51,7 @@ def test_adding_the_missing_products_equals_a_full_build(bundles, demo_queries: 
     before = {p.name: sha256_file(p) for p in bundles["part"].rglob("*") if p.is_file()}
     out = bundles["folder"] / "updated"
     report = update_bundle(bundles["part"], out, add=bundles["add"], options=OPTIONS)
-    assert (report.added, report.removed, report.items) == (4, 0, 24)
+    assert (report.added, report.removed, report.items) == (20, 0, 24)
     assert {p.name: sha256_file(p) for p in bundles["part"].rglob("*") if p.is_file()} == before  # parent untouched
     got, want = open_bundle(out), open_bundle(bundles["full"])
     assert [i.id for i in got.catalog] == [i.id for i in want.catalog]
@@ -63,7 +63,7 @@ def test_adding_the_missing_products_equals_a_full_build(bundles, demo_queries: 
         assert [[m.id for m in r] for r in a.query_batch(demo_queries)] == [[m.id for m in r] for r in b.query_batch(demo_queries)]
     lineage = got.manifest["lineage"]
     assert lineage["parent"]["manifest_sha256"] == sha256_file(bundles["part"] / "manifest.json")
-    assert (lineage["added"], lineage["removed"], lineage["updates_since_build"]) == (4, 0, 1)
+    assert (lineage["added"], lineage["removed"], lineage["updates_since_build"]) == (20, 0, 1)
     assert sum(1 for p in (out / "pictures").iterdir()) == 24
 
 
@@ -137,3 +137,30 @@ def test_replace_in_place_through_the_command(bundles, tmp_path: Path, capsys: p
     updated = open_bundle(bundle)
     titles = {item.id: item.title for item in updated.catalog}
     assert titles[ROWS[5]["id"]] == changed[0]["title"] and updated.catalog[23].id == ROWS[5]["id"]
+    assert main(["info", "--bundle", str(bundle)]) == 0
+    assert "(+0 -0 ~1; index exact, text map full; update 1 since the build)" in capsys.readouterr().out
+
+
+def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_path: Path, demo_bundle: Path,
+                                                                            demo_queries: list[Path]) -> None:
+    rest = [row for row in ROWS if row["group"] not in HELD]
+    build_bundle(_csv(tmp_path / "part.csv", rest), tmp_path / "part", BuildOptions(progress=False, pictures=False))
+    held = _csv(tmp_path / "add.csv", [row for row in ROWS if row["group"] in HELD])
+    build_bundle(_csv(tmp_path / "full.csv", rest + [r for r in ROWS if r["group"] in HELD]), tmp_path / "full",
+                 BuildOptions(progress=False, pictures=False))
+    update_bundle(tmp_path / "part", tmp_path / "up", add=held, options=OPTIONS)
+    kept = tmp_path / "kept"
+    update_bundle(tmp_path / "part", kept, add=held, options=UpdateOptions(progress=False, refit=False))
+    up, full = open_bundle(tmp_path / "up"), open_bundle(tmp_path / "full")
+    info = up.manifest["descriptor"]["projection"]
+    assert up.manifest["lineage"]["projection"] == "refitted" and info["groups"] == 12 and info["out_dim"] == 11
+    assert open_bundle(kept).manifest["descriptor"]["projection"]["rows_added_since_fit"] == 20
+    # the stored rows are float16: the refitted bundle's rows agree with the build's to that precision
+    np.testing.assert_allclose(np.abs(up.index.vectors @ up.index.vectors.T),
+                               np.abs(full.index.vectors @ full.index.vectors.T), atol=0.02)
+    with Retriever.open(tmp_path / "up") as a, Retriever.open(tmp_path / "full") as b:
+        assert [r[0].id for r in a.query_batch(demo_queries)] == [r[0].id for r in b.query_batch(demo_queries)]
+    with pytest.raises(CatalogError, match="single image"):
+        (tmp_path / "gone.txt").write_text(ROWS[0]["id"] + "\n")
+        update_bundle(tmp_path / "up", tmp_path / "bad", remove=tmp_path / "gone.txt",
+                      options=UpdateOptions(progress=False, refit=True))

@@ -6,8 +6,6 @@ old one keeps serving), then switches in one assignment under a lock. Every quer
 """
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import threading
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ..errors import ShadematchError
+from ..memory import trim
 from ..retriever import Retriever
 from .thumbnails import CatalogThumbnails
 
@@ -108,11 +107,7 @@ class LiveBundle:
 
 
 def _release(served: Served) -> None:
-    """Close a retired version's models and hand the freed memory back to the system: glibc keeps freed blocks in
-    its per-thread arenas, so without a trim every reload would leave the old version's size behind in RSS."""
+    """Close a retired version's models and hand the freed memory back (runtime.memory): without it every reload
+    left the old version's size behind in RSS."""
     served.retriever.close()
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    trim()

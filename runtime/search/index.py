@@ -10,6 +10,7 @@ stored beside the graph (`index_rows.npy`).
 """
 from __future__ import annotations
 
+import mmap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class IndexParams:
 
 #: Rows checked at a time by `first_bad_row` (bounds the temporary copy at 500K x 1280).
 _CHECK_ROWS = 65_536
+#: Rows copied at a time by `VisualIndex.updated` (a 42 MB temporary at 1280 dims, beside the new matrix).
+_COPY_ROWS = 8_192
 #: How far a stored descriptor's length may stray from 1 (float32 rounding of a normalised row is ~1e-7).
 UNIT_TOLERANCE = 1e-3
 #: An update rebuilds the graph from the vectors instead of extending it when more than this share of the graph's
@@ -46,14 +49,42 @@ REBUILD_DELETED_SHARE = 0.25
 def first_bad_row(vectors: np.ndarray) -> int | None:
     """The first row that is not a finite unit vector, or None. Why: one NaN row makes every similarity NaN
     (hnswlib's graph walk and the exact argsort then return garbage for every query), and a row far from unit
-    length outranks everything; such a row is refused at build and at open."""
+    length outranks everything; such a row is refused at build and at open. Rows of a memory-mapped file are let
+    go once checked (`release_rows`): an HNSW bundle never reads them again at query time."""
     for start in range(0, len(vectors), _CHECK_ROWS):
         chunk = np.asarray(vectors[start:start + _CHECK_ROWS], dtype=np.float32)
         norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+        release_rows(vectors, start, start + _CHECK_ROWS)
         bad = np.flatnonzero(~(np.abs(norms - 1.0) <= UNIT_TOLERANCE))  # NaN compares False: caught too
         if bad.size:
             return start + int(bad[0])
     return None
+
+
+def release_rows(vectors: np.ndarray, start: int, stop: int) -> None:
+    """Drop rows start..stop of a read-only memory-mapped matrix from this process's memory (the kernel reads them
+    from the file again if they are touched). Without it, checking or copying a 500K x 1280 matrix left its 2.4 GB
+    resident for the life of the process. Anything but a memory-mapped file is left alone."""
+    owner = vectors  # a plain view of a memory map (np.asarray of one) has the map as its base
+    while owner is not None and not isinstance(owner, np.memmap):
+        owner = owner.base
+    handle = getattr(owner, "_mmap", None)
+    if handle is None or not hasattr(mmap, "MADV_DONTNEED") or vectors.ndim < 1 or vectors.strides[0] <= 0:
+        return
+    # bytes from the start of the mmap object (numpy maps from an allocation-granularity boundary below the offset)
+    where = owner.offset % mmap.ALLOCATIONGRANULARITY + (
+        vectors.__array_interface__["data"][0] - owner.__array_interface__["data"][0])
+    row_bytes = vectors.strides[0]
+    first = where + start * row_bytes
+    last = where + min(stop, len(vectors)) * row_bytes
+    page = mmap.PAGESIZE
+    first = -(-first // page) * page  # whole pages only: never a page that holds rows outside the range
+    last = last // page * page
+    if last > first:
+        try:
+            handle.madvise(mmap.MADV_DONTNEED, first, last - first)
+        except (OSError, ValueError):
+            pass
 
 
 class VisualIndex:
@@ -160,7 +191,13 @@ class VisualIndex:
         bad = first_bad_row(added)
         if bad is not None:
             raise ValueError(f"added descriptor row {bad} is not a finite unit vector")
-        vectors = np.concatenate([np.asarray(self.vectors[keep], dtype=np.float32), added])
+        vectors = np.empty((len(keep) + len(added), self.dim), dtype=np.float32)
+        for start in range(0, len(keep), _COPY_ROWS):  # in chunks, letting go of the old rows as they are copied
+            rows = keep[start:start + _COPY_ROWS]
+            vectors[start:start + len(rows)] = self.vectors[rows]
+            if len(rows):
+                release_rows(self.vectors, int(rows.min()), int(rows.max()) + 1)
+        vectors[len(keep):] = added
         old_labels = self.label_rows if self.label_rows is not None else np.arange(len(self), dtype=np.int64)
         graph_items = len(old_labels) + len(added)
         if self._hnsw is None or len(vectors) < self.params.exact_below or \
