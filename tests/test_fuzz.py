@@ -18,6 +18,7 @@ from runtime.errors import ImageError, ShadematchError
 from runtime.tools.evaluate import read_queries
 from runtime.describe.image import load_image
 from runtime.kiosk.api import KioskApp
+from runtime.kiosk.live import LiveBundle
 from runtime.kiosk.pool import QueryPool
 
 from .conftest import DEMO
@@ -73,7 +74,7 @@ def app(demo_bundle: Path) -> Iterator[Client]:
     with Retriever.open(demo_bundle, threads=1) as retriever:
         pool = QueryPool(1, 2)
         try:
-            yield Client(KioskApp(retriever, pool))
+            yield Client(KioskApp(LiveBundle(retriever), pool))
         finally:
             pool.close()
 
