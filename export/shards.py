@@ -31,6 +31,7 @@ from runtime.errors import CatalogError, ImageError
 from runtime.describe.modelcard import ModelCard, card_path_for
 from runtime.reading.photos import decode_photos, describe_and_read
 from runtime.reading.reader import CATALOGUE_LINES, LabelReader
+from runtime.search.label_index import RowReads
 
 from .catalog import CatalogRow, Problem
 from .features import Reads
@@ -134,14 +135,11 @@ def _run_shard(task: tuple[int, list[tuple[int, str]]]) -> int:
     target = _shard_path(_WORKER["work"], index)  # type: ignore[arg-type]
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "wb") as handle:
-        # Words as flat arrays (text, confidence, index of the kept row): an .npz without object arrays.
-        flat = [(text, confidence, i) for i, row in enumerate(words) for text, confidence in row]
+        reads = RowReads.from_lists(words)  # row: the index among this shard's kept rows
         np.savez(handle, vectors=vectors, kept=np.asarray(kept, np.int64),
                  problem_lines=np.asarray([p[0] for p in problems], np.int64),
                  problem_messages=np.asarray([p[1] for p in problems], dtype=str),
-                 read_text=np.asarray([f[0] for f in flat], dtype=str),
-                 read_confidence=np.asarray([f[1] for f in flat], np.float32),
-                 read_row=np.asarray([f[2] for f in flat], np.int64))
+                 read_text=reads.text, read_confidence=reads.confidence, read_row=reads.row)
     os.replace(tmp, target)
     return index
 
@@ -185,9 +183,6 @@ def _merge(rows: Sequence[CatalogRow], work: Path, shards: int, dim: int, with_r
             kept += [rows[index * shard_rows + int(i)] for i in shard["kept"]]
             problems += [Problem(int(line), str(message))
                          for line, message in zip(shard["problem_lines"], shard["problem_messages"])]
-            words: Reads = [[] for _ in shard["kept"]]
-            for text, confidence, row in zip(shard["read_text"], shard["read_confidence"], shard["read_row"]):
-                words[int(row)].append((str(text), float(confidence)))
-            reads += words
+            reads += RowReads(shard["read_text"], shard["read_confidence"], shard["read_row"]).by_row(len(shard["kept"]))
     merged = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
     return merged, kept, problems, reads if with_reads else None

@@ -53,7 +53,7 @@ def test_save_and_load_round_trip_without_pickle(index: LabelIndex, tmp_path: Pa
     loaded = LabelIndex.load(path)
     words = [("BRAVO", 0.9), ("APPLE", 0.8)]
     np.testing.assert_array_equal(loaded.score(words), index.score(words))
-    assert loaded.reads.of_row(1) == [("BRAVO", pytest.approx(0.98)), ("APPLE", pytest.approx(0.9))]
+    assert loaded.reads.by_row(5)[1] == [("BRAVO", pytest.approx(0.98)), ("APPLE", pytest.approx(0.9))]
     assert list(loaded.rows_of(4)) == [4] and len(loaded) == 5
 
 

@@ -67,7 +67,9 @@ def title_matches(title: str, read: Sequence[str]) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class RowReads:
-    """The words read on each catalogue row: text, confidence and the row each belongs to."""
+    """The words read on each catalogue row as flat arrays (text, confidence, the row each belongs to): no object
+    arrays, so an .npz holds them without pickle. The one form of stored reads: the label index's and the build's
+    feature shards'."""
 
     text: np.ndarray
     confidence: np.ndarray
@@ -80,9 +82,12 @@ class RowReads:
                    np.array([c for _, c, _ in flat], dtype=np.float32).reshape(-1),
                    np.array([r for _, _, r in flat], dtype=np.int32).reshape(-1))
 
-    def of_row(self, row: int) -> list[tuple[str, float]]:
-        where = np.nonzero(self.row == row)[0]
-        return [(str(self.text[i]), float(self.confidence[i])) for i in where]
+    def by_row(self, rows: int) -> list[list[tuple[str, float]]]:
+        """The words of each of ``rows`` rows, as (text, confidence) pairs in their stored order."""
+        words: list[list[tuple[str, float]]] = [[] for _ in range(rows)]
+        for text, confidence, row in zip(self.text.tolist(), self.confidence.tolist(), self.row.tolist()):
+            words[row].append((text, confidence))
+        return words
 
 
 class LabelIndex:
