@@ -19,7 +19,6 @@ The manifest records the parent bundle (the sha256 of its manifest) and what cha
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -38,16 +37,14 @@ from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
 from runtime.describe.embedder import Embedder
 from runtime.describe.pooling import l2_normalize
 from runtime.errors import CatalogError
-from runtime.memory import trim
-from runtime.search.index import VisualIndex, release_rows
-from runtime.reading.reader import CATALOGUE_LINES, LabelReader
+from runtime.memory import release_rows, trim
+from runtime.search.index import VisualIndex
 
 from .adapt import store_like_views
-from .build import read_titles
+from .build import describe_rows, read_titles
 from .catalog import CatalogRow, read_catalog_csv, settle_problems
-from .features import Reads, extract_features
+from .features import Reads
 from .labels import label_index
-from .shards import ShardOptions, extract_sharded
 from .projection import learn_adapted_projection
 from .textmap import FULL_MAP_BELOW, TextMapParams, build_text_map, update_text_map
 
@@ -167,7 +164,7 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         reads, problems = ([[] for _ in rows] if bundle.labels is not None else None), []
     else:
         delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad)
-        raw, rows, reads, problems = _describe(bundle, delta.add, options)
+        raw, rows, problems, reads = _describe(bundle, delta.add, options)
     keep = np.array([row for row, item in enumerate(old_items) if item.id not in delta.remove], dtype=np.int64)
     settle_problems(add or replace, problems, options.skip_bad)
     skipped += len(problems)
@@ -271,31 +268,15 @@ def _given(titles: Path, vectors_npy: Path, bundle: Bundle) -> tuple[list[Catalo
 
 
 def _describe(bundle: Bundle, rows: list[CatalogRow], options: UpdateOptions
-              ) -> tuple[np.ndarray, list[CatalogRow], Reads | None, list]:
+              ) -> tuple[np.ndarray, list[CatalogRow], list, Reads | None]:
     """Raw descriptors of the added rows with the bundle's model (and the words on them, when the bundle reads
-    labels): in worker processes with ``options.workers`` > 1, else here."""
+    labels), as `build` describes rows (in ``options.workers`` processes when more than one)."""
     if not rows:
-        return np.zeros((0, bundle.card.feature_dim), np.float32), [], [] if bundle.labels is not None else None, []
-    reader_models = bundle.text_models if bundle.labels is not None else None
-    if options.workers > 1:
-        shard = ShardOptions(workers=options.workers, batch_size=options.batch_size, backend=options.backend,
-                             reader=reader_models, progress=options.progress)
-        with tempfile.TemporaryDirectory(prefix="shadematch-update-") as work:
-            vectors, kept, problems, reads = extract_sharded(rows, bundle.model_path, bundle.card, bundle.levels,
-                                                             Path(work), shard)
-        return vectors, kept, reads, problems
-    with open_backend(bundle.model_path, options.backend, threads=options.threads) as backend:
-        embedder = Embedder(backend, bundle.card, bundle.levels)
-        reader = LabelReader.open(*reader_models, threads=options.threads, max_lines=CATALOGUE_LINES) \
-            if reader_models else None
-        try:
-            vectors, kept, problems, reads = extract_features(rows, embedder, options.batch_size,
-                                                              workers=options.threads or 2, progress=options.progress,
-                                                              reader=reader)
-            return vectors, kept, reads, problems
-        finally:
-            if reader is not None:
-                reader.close()
+        return np.zeros((0, bundle.card.feature_dim), np.float32), [], [], [] if bundle.labels is not None else None
+    return describe_rows(rows, bundle.model_path, bundle.card, bundle.levels,
+                         bundle.text_models if bundle.labels is not None else None, backend=options.backend,
+                         threads=options.threads, batch_size=options.batch_size,
+                         workers=options.workers if options.workers > 1 else 0, progress=options.progress)
 
 
 def _with_views(bundle: Bundle, raw: np.ndarray, rows: list[CatalogRow], items: list[CatalogItem], first: int,
@@ -355,10 +336,7 @@ def _labels(bundle: Bundle, keep: np.ndarray, items: list[CatalogItem], reads: R
     """The label index of the final catalogue, from the words stored for the kept rows and read on the added ones."""
     if bundle.labels is None:
         return None
-    stored = bundle.labels.reads
-    old = [[] for _ in range(len(bundle.catalog))]
-    for text, confidence, row in zip(stored.text, stored.confidence, stored.row):
-        old[int(row)].append((str(text), float(confidence)))
+    old = bundle.labels.reads.by_row(len(bundle.catalog))
     final_reads = [old[int(row)] for row in keep] + list(reads or [])
     detector, recogniser = bundle.text_models
     return LabelsToWrite(label_index(items, final_reads), detector, recogniser, bundle.label_weight)

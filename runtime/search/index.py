@@ -10,7 +10,6 @@ stored beside the graph (`index_rows.npy`).
 """
 from __future__ import annotations
 
-import mmap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import hnswlib
 import numpy as np
 
 from ..errors import BundleError
+from ..memory import release_rows
 from .hnsw_file import IndexFileError, check_hnsw_file
 
 
@@ -59,32 +59,6 @@ def first_bad_row(vectors: np.ndarray) -> int | None:
         if bad.size:
             return start + int(bad[0])
     return None
-
-
-def release_rows(vectors: np.ndarray, start: int, stop: int) -> None:
-    """Drop rows start..stop of a read-only memory-mapped matrix from this process's memory (the kernel reads them
-    from the file again if they are touched). Without it, checking or copying a 500K x 1280 matrix left its 2.4 GB
-    resident for the life of the process. Anything but a memory-mapped file is left alone."""
-    owner = vectors  # a plain view of a memory map (np.asarray of one) has the map as its base
-    while owner is not None and not isinstance(owner, np.memmap):
-        owner = owner.base
-    handle = getattr(owner, "_mmap", None)
-    if handle is None or not hasattr(mmap, "MADV_DONTNEED") or vectors.ndim < 1 or vectors.strides[0] <= 0:
-        return
-    # bytes from the start of the mmap object (numpy maps from an allocation-granularity boundary below the offset)
-    where = owner.offset % mmap.ALLOCATIONGRANULARITY + (
-        vectors.__array_interface__["data"][0] - owner.__array_interface__["data"][0])
-    row_bytes = vectors.strides[0]
-    first = where + start * row_bytes
-    last = where + min(stop, len(vectors)) * row_bytes
-    page = mmap.PAGESIZE
-    first = -(-first // page) * page  # whole pages only: never a page that holds rows outside the range
-    last = last // page * page
-    if last > first:
-        try:
-            handle.madvise(mmap.MADV_DONTNEED, first, last - first)
-        except (OSError, ValueError):
-            pass
 
 
 class VisualIndex:
