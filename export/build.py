@@ -6,6 +6,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RE
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
 from .catalog import read_catalog_csv, settle_problems
-from .features import extract_features
+from .catalog import CatalogRow
+from .features import Reads, extract_features
 from .labels import label_index
 from .projection import check_dims, learn_projection
 from .shards import ShardOptions, extract_sharded
@@ -173,34 +175,41 @@ def _reduce(vectors: np.ndarray, dims: int):
 
 
 def _extract(rows, card: ModelCard, options: BuildOptions):
-    """Descriptors of the catalogue (and the words on each image with ``options.ocr``): on Ray, in resumable
-    shards over worker processes, or in this process."""
-    reader = (options.text_detector, options.text_recogniser) if options.ocr else None
-    if options.ray:
+    """Descriptors of the catalogue (and the words on each image with ``options.ocr``)."""
+    return describe_rows(rows, options.model, card, options.levels,
+                         (options.text_detector, options.text_recogniser) if options.ocr else None,
+                         backend=options.backend, threads=options.threads, batch_size=options.batch_size,
+                         workers=options.workers, work_dir=options.work_dir, ray=options.ray, progress=options.progress)
+
+
+def describe_rows(rows: Sequence[CatalogRow], model: Path, card: ModelCard, levels: int,
+                  reader: tuple[Path, Path] | None, *, backend: str = "auto", threads: int | None = None,
+                  batch_size: int = 32, workers: int = 0, work_dir: Path | None = None, ray: bool = False,
+                  progress: bool = True) -> tuple[np.ndarray, list[CatalogRow], list, Reads | None]:
+    """Raw descriptors of catalogue rows (and, with ``reader``'s detector and recogniser, the words on each image),
+    as export.features.extract_features returns them: on Ray, in resumable shards over ``workers`` processes (kept
+    in ``work_dir`` when given), or in this process. `build` and `update` both describe rows this way."""
+    if ray:
         from .distributed import extract_on_ray  # Ray is an optional extra: imported only when asked for
 
-        return extract_on_ray(rows, options.model, card, options.levels, batch_size=options.batch_size,
-                              workers=max(1, options.workers), backend=options.backend, reader=reader)
-    if options.workers > 1 or options.work_dir is not None:
-        return _extract_in_shards(rows, card, options, reader)
-    with open_backend(options.model, options.backend, threads=options.threads) as backend:
-        embedder = Embedder(backend, card, options.levels)
-        label_reader = LabelReader.open(*reader, threads=options.threads, max_lines=CATALOGUE_LINES) if reader else None
+        return extract_on_ray(rows, model, card, levels, batch_size=batch_size, workers=max(1, workers),
+                              backend=backend, reader=reader)
+    if workers > 1 or work_dir is not None:
+        shard_options = ShardOptions(workers=max(1, workers), batch_size=batch_size, backend=backend, reader=reader,
+                                     progress=progress)
+        if work_dir is not None:
+            return extract_sharded(rows, model, card, levels, work_dir, shard_options)
+        with tempfile.TemporaryDirectory(prefix="shadematch-shards-") as work:
+            return extract_sharded(rows, model, card, levels, Path(work), shard_options)
+    with open_backend(model, backend, threads=threads) as session:
+        embedder = Embedder(session, card, levels)
+        label_reader = LabelReader.open(*reader, threads=threads, max_lines=CATALOGUE_LINES) if reader else None
         try:
-            return extract_features(rows, embedder, options.batch_size, workers=options.threads or 2,
-                                    progress=options.progress, reader=label_reader)
+            return extract_features(rows, embedder, batch_size, workers=threads or 2, progress=progress,
+                                    reader=label_reader)
         finally:
             if label_reader is not None:
                 label_reader.close()
-
-
-def _extract_in_shards(rows, card: ModelCard, options: BuildOptions, reader: tuple[Path, Path] | None):
-    shard_options = ShardOptions(workers=max(1, options.workers), batch_size=options.batch_size, backend=options.backend,
-                                 reader=reader, progress=options.progress)
-    if options.work_dir is not None:
-        return extract_sharded(rows, options.model, card, options.levels, options.work_dir, shard_options)
-    with tempfile.TemporaryDirectory(prefix="shadematch-shards-") as work:
-        return extract_sharded(rows, options.model, card, options.levels, Path(work), shard_options)
 
 
 def build_bundle_from_vectors(
