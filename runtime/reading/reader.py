@@ -17,8 +17,8 @@ from ..backends import Backend, open_backend
 from ..describe.image import prepare
 from ..describe.modelcard import InputSpec, ModelCard, card_path_for
 from ..describe.pooling import saliency_region
-from ..errors import BackendError, ModelCardError
-from .recognise import Recogniser
+from ..errors import ModelCardError
+from .recognise import Recogniser, card_output
 from .regions import text_regions
 
 ENGINES = Path(__file__).resolve().parents[2] / "engines"
@@ -77,11 +77,7 @@ class LabelReader:
 
     def __init__(self, detector: ModelCard, detector_backend: Backend, recogniser: Recogniser,
                  max_lines: int = MAX_LINES) -> None:
-        if detector.task != "text_detection":
-            raise ModelCardError(f"{detector.name} is a {detector.task} model, not a text detector")
-        self.output = detector.outputs.get("probability", "")
-        if self.output not in detector_backend.output_names:
-            raise BackendError(f"model card names output {self.output!r}, the model has {detector_backend.output_names}")
+        self.output = card_output(detector, detector_backend, "text_detection", "probability", "text detector")
         self.detector = detector
         self.detector_backend = detector_backend
         self.recogniser = recogniser

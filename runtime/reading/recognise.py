@@ -18,19 +18,26 @@ BATCH = 8
 WIDTH_SPREAD = 1.5
 
 
+def card_output(card: ModelCard, backend: Backend, task: str, role: str, what: str) -> str:
+    """The name of the output the card gives ``role``, checked: the card is for ``task`` (a ``what``) and the model
+    has that output."""
+    if card.task != task:
+        raise ModelCardError(f"{card.name} is a {card.task} model, not a {what}")
+    name = card.outputs.get(role, "")
+    if name not in backend.output_names:
+        raise BackendError(f"model card names output {name!r}, the model has {backend.output_names}")
+    return name
+
+
 class Recogniser:
     """Greedy CTC decoding of a recogniser whose card lists its characters. Thread-safe if the backend is."""
 
     def __init__(self, backend: Backend, card: ModelCard) -> None:
-        if card.task != "text_recognition":
-            raise ModelCardError(f"{card.name} is a {card.task} model, not a text recogniser")
+        self.output = card_output(card, backend, "text_recognition", "probabilities", "text recogniser")
         ctc = card.raw.get("ctc") or {}
         charset = ctc.get("charset")
         if not isinstance(charset, str) or not charset:
             raise ModelCardError(f"{card.name}: card lacks its CTC characters (ctc.charset, one string)")
-        self.output = card.outputs.get("probabilities", "")
-        if self.output not in backend.output_names:
-            raise BackendError(f"model card names output {self.output!r}, the model has {backend.output_names}")
         self.backend = backend
         self.card = card
         self.blank = int(ctc.get("blank", 0))

@@ -119,13 +119,13 @@ def _stage_samples(retriever: Retriever, images: Sequence[Path], options: BenchO
     k, top, vote = bundle.k, bundle.top, bundle.vote
     products = bundle.products
     saliency = bundle.card.outputs["saliency"]
+    side = max(bundle.card.input.height, bundle.card.input.width)  # the visual model's input, from a read photo
     samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "total")}
     for run in range(options.warmup + options.repeats):
         image = images[run % len(images)]
         clock = _Clock()
         if ocr:
             photo = clock("decode", lambda: decode_photos([image])[0])
-            side = max(bundle.card.input.height, bundle.card.input.width)
             batch = clock("preprocess", lambda: embedder.preprocess(reduced(photo, side))[None])
         else:
             decoded = clock("decode", embedder.decode, image)
