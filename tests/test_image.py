@@ -1,6 +1,7 @@
 """runtime.describe.image: decoding real files made with Pillow, model-input preparation, and every ImageError."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import zlib
@@ -16,6 +17,9 @@ from runtime.describe.modelcard import InputSpec
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 ORIENTATION = 0x0112
+
+
+DEMO_PHOTO = Path(__file__).resolve().parents[1] / "export" / "demo" / "images" / "alpro-blueberry-soyghurt_query.jpg"
 
 
 def spec(height: int = 32, width: int = 32, mean=(127.0,) * 3, std=(128.0,) * 3) -> InputSpec:
@@ -379,6 +383,27 @@ def test_prepare_uses_per_channel_mean_and_std() -> None:
     np.testing.assert_allclose(out[0], 20.0, atol=1e-5)
     np.testing.assert_allclose(out[1], 10.0, atol=1e-5)
     np.testing.assert_allclose(out[2], 5.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_prepare_matches_float_arithmetic_on_a_real_photo(color: str) -> None:
+    # the table look-up must give exactly what (pixel - mean) / std in float32 gives, channel order included
+    photo = load_image(DEMO_PHOTO)
+    card = dataclasses.replace(spec(40, 56, mean=(123.7, 116.3, 103.5), std=(58.4, 57.1, 57.4)), color=color)
+    out = prepare(photo, card)
+    resized = np.asarray(photo.resize((56, 40), Image.Resampling.BILINEAR,
+                                      box=_centre_box(photo.size, 56, 40)), dtype=np.float32)
+    if color == "BGR":
+        resized = resized[:, :, ::-1]
+    expected = ((resized - np.asarray(card.mean, np.float32)) / np.asarray(card.std, np.float32)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(out, expected)
+
+
+def _centre_box(size: tuple[int, int], width: int, height: int) -> tuple[float, float, float, float]:
+    scale = max(width / size[0], height / size[1])
+    box_w, box_h = width / scale, height / scale
+    left, top = (size[0] - box_w) / 2, (size[1] - box_h) / 2
+    return (left, top, left + box_w, top + box_h)
 
 
 def _thirds(width: int, height: int, horizontal: bool) -> Image.Image:
