@@ -1,6 +1,7 @@
 """The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -54,10 +55,17 @@ class Retriever:
     own execution context and stream); ``close`` must come last.
     """
 
-    def __init__(self, bundle: Bundle, backend: Backend, reader: LabelReader | None = None) -> None:
+    def __init__(self, bundle: Bundle, backend: Backend, reader: LabelReader | None = None, threads: int | None = None
+                 ) -> None:
         self.bundle = bundle
         self.backend = backend
-        self.embedder = Embedder(backend, bundle.card, bundle.levels, projection=bundle.projection)
+        workers, make = 1, None
+        if backend.kind == "onnxruntime":
+            # several photos: one single-thread run per core (runtime.describe.embedder), made when first needed
+            workers = threads or _usable_cores()
+            make = lambda: open_backend(bundle.model_path, "onnxruntime", threads=1, spin=False)  # noqa: E731
+        self.embedder = Embedder(backend, bundle.card, bundle.levels, projection=bundle.projection, workers=workers,
+                                 worker_backend=make)
         self.reader = reader
 
     @classmethod
@@ -77,7 +85,7 @@ class Retriever:
         reader = LabelReader.open(*models, threads=threads) if models else None
         # with a reader, three sessions take turns on the cores: none may keep its threads spinning
         visual = open_backend(bundle.model_path, backend or bundle.backend, threads=threads, spin=reader is None)
-        return cls(bundle, visual, reader)
+        return cls(bundle, visual, reader, threads)
 
     @property
     def reads_labels(self) -> bool:
@@ -159,6 +167,7 @@ class Retriever:
 
     def close(self) -> None:
         """Release the backend (and the reader); idempotent."""
+        self.embedder.close()
         self.backend.close()
         if self.reader is not None:
             self.reader.close()
@@ -170,3 +179,8 @@ class Retriever:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
