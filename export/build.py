@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -17,7 +17,7 @@ from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
 from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ModelCardError
 from runtime.search.index import IndexParams, VisualIndex
-from runtime.describe.modelcard import ModelCard, card_path_for
+from runtime.describe.modelcard import INT8, PRECISIONS, ModelCard, card_path_for, quantized_path
 from runtime.describe.pooling import DEFAULT_LEVELS
 from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
 
@@ -35,6 +35,23 @@ ENGINES = Path(__file__).resolve().parents[1] / "engines"
 #: (engines/manet_lite0.md); the ImageNet trunk stays shipped as the untrained baseline.
 DEFAULT_MODEL = ENGINES / "manet_lite0.onnx"
 LABEL_WEIGHT = 1.0
+
+
+def model_at_precision(model: Path, precision: str | None) -> Path:
+    """``model`` in ``precision`` (None: as given): its INT8 sibling (`shadematch quantize`) or the float32 parent an
+    INT8 card names. The catalogue and the queries go through the same file, so their descriptors compare."""
+    if precision is None:
+        return model
+    if precision not in PRECISIONS:
+        raise ModelCardError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    card = load_checked_card(model)
+    if card.precision == precision:
+        return model
+    other = quantized_path(model) if precision == INT8 else model.with_name(str(card.raw["quantized_from"]["file"]))
+    if not other.is_file():
+        hint = f"; make it with `shadematch quantize --onnx {model}`" if precision == INT8 else ""
+        raise ModelCardError(f"no {precision} model for {model.name}: {other} is missing{hint}")
+    return other
 
 
 def load_checked_card(model: Path) -> ModelCard:
@@ -93,6 +110,8 @@ class BuildOptions:
     #: Weight of a fully trusted text match against the visual similarity (runtime.search.fusion); chosen on
     #: Grocery Store val (benchmarks/grocery/README.md), re-chosen on a user's queries by `shadematch tune`.
     label_weight: float = LABEL_WEIGHT
+    #: "fp32", "int8" (the model's quantised sibling) or None (``model`` as given): see model_at_precision.
+    precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         raise ValueError(f"need vote >= 0, got {options.vote}")
     rows, problems = read_catalog_csv(catalog_csv)
     settle_problems(catalog_csv, problems, options.skip_bad)
+    options = replace(options, model=model_at_precision(options.model, options.precision), precision=None)
     card = load_checked_card(options.model)
     try:  # said before the long feature extraction, not after it
         adapt_options = AdaptOptions(options.projection, options.reduce_dim, options.views, options.shrinkage)

@@ -49,6 +49,8 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="the model's float32 original or its INT8 copy "
+                   "(`shadematch quantize`), for the catalogue and the queries alike (default: --model as given)")
     add_backend_options(p)
     p.set_defaults(handler=_build)
 
@@ -74,7 +76,8 @@ def _build(args: argparse.Namespace) -> int:
                            skip_bad=args.skip_bad, overwrite=args.force, k=args.k, vote=args.vote, pictures=not args.no_pictures, text=text,
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
                            workers=args.workers, work_dir=args.work_dir, ray=args.ray, projection=args.projection,
-                           reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on")
+                           reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on",
+                           precision=args.precision)
     if args.label_weight is not None:
         if args.label_weight < 0:
             raise ShadematchError(f"--label-weight must be >= 0, got {args.label_weight}")
@@ -424,6 +427,33 @@ def _engine_build(args: argparse.Namespace) -> int:
         m = report.manifest
         print(f"built {report.plan} ({m.library_module} {m.library_version}, {m.precision}, "
               f"compute capability {' '.join(m.compute_capabilities)}, {m.plan_bytes / 1e6:.1f} MB) in {report.seconds:.1f} s")
+    return 0
+
+
+def register_quantize(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("quantize", help="an INT8 copy of a visual model for the CPU",
+                            description="Quantise a visual ONNX model to INT8 for ONNX Runtime on the CPU (static, per-channel "
+                                        "weights, activation ranges calibrated on catalogue photos): NAME_int8.onnx with its card. "
+                                        "`shadematch build --precision int8` then uses it.")
+    p.add_argument("--onnx", type=Path, default=None, help="float32 visual model with its .card.json (default: the shipped one)")
+    p.add_argument("--calibration", required=True, type=Path, help="catalogue CSV whose photos calibrate the activation ranges")
+    p.add_argument("--count", type=int, default=None, help="calibration photos (default: 64)")
+    p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default=None, help="activation ranges (default: minmax)")
+    p.add_argument("--out", type=Path, default=None, help="folder for NAME_int8.onnx, .card.json, .md (default: beside --onnx)")
+    p.set_defaults(handler=_quantize)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    try:
+        from .build import DEFAULT_MODEL
+        from .quantize import DEFAULT_CALIBRATION_COUNT, DEFAULT_METHOD, quantize_for_cpu
+    except ImportError as exc:
+        raise _needs_export_extra(exc) from None
+    model = args.onnx or DEFAULT_MODEL
+    report = quantize_for_cpu(model, args.calibration, args.out or model.parent,
+                              count=args.count or DEFAULT_CALIBRATION_COUNT, method=args.method or DEFAULT_METHOD)
+    print(f"wrote {report.model} ({report.model.stat().st_size / 1e6:.1f} MB, INT8 from {model.name}, "
+          f"{report.calibration_images} calibration photos) in {report.seconds:.1f} s")
     return 0
 
 

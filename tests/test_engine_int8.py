@@ -37,7 +37,7 @@ def test_visual_int8_plan_from_a_calibrated_qdq_model(tmp_path: Path, demo_queri
     ops = [node.op_type for node in onnx.load(str(qdq)).graph.node]
     assert ops.count("QuantizeLinear") > 40 and ops.count("DequantizeLinear") > 80  # activations and weights
     card = ModelCard.load(card_path_for(qdq))
-    assert card.sha256 == sha256_file(qdq) and card.raw["quantization"]["calibration"]["images"] == 6
+    assert card.sha256 == sha256_file(qdq) and card.raw["calibration"]["images"] == 6 and card.precision == "int8"
 
     fp32_card = ModelCard.load(card_path_for(MODEL))
     with open_backend(MODEL, "onnxruntime", threads=1) as fp32, open_backend(qdq, "onnxruntime", threads=1) as int8:

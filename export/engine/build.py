@@ -24,10 +24,10 @@ from runtime.engines.device import cuda_device
 from runtime.engines.library import TensorRTLibrary, import_tensorrt
 from runtime.engines.plans import PlanManifest, sidecar_for
 from runtime.errors import EngineError
-from runtime.describe.modelcard import ModelCard, card_path_for
+from runtime.describe.modelcard import INT8, ModelCard, card_path_for
 
 from ..build import load_checked_card
-from .precision import calibration_images, quantize_qdq, to_fp16
+from .precision import calibration_images, int8_card, quantize_qdq, to_fp16
 from .profiles import ShapeProfile, profile_for
 
 LOG = logging.getLogger("shadematch")
@@ -98,6 +98,9 @@ def build_engine(onnx_path: Path, out_dir: Path, options: EngineBuildOptions = E
         raise EngineError(f"unknown precision {options.precision!r} (known: {', '.join(PRECISIONS)})")
     onnx_path = Path(onnx_path)
     card = load_checked_card(onnx_path)
+    if card.precision == INT8:
+        raise EngineError(f"{card.name} is already INT8, in ONNX Runtime's CPU form: build plans from its float32 parent "
+                          f"{card.raw.get('quantized_from', {}).get('file')} (--precision int8 makes TensorRT's own Q/DQ form)")
     if card.task not in PLANNED_TASKS:
         raise EngineError(f"{card.name} is a {card.task} model: the label reader runs on ONNX Runtime, TensorRT plans "
                           f"are built for {' and '.join(PLANNED_TASKS)} models")
@@ -167,11 +170,9 @@ def write_qdq_model(onnx_path: Path, card: ModelCard, out_dir: Path, options: En
     images = calibration_images(options.calibration_catalog, options.calibration_count)
     qdq = out_dir / f"{card.name}-int8-qdq.onnx"
     quantize_qdq(onnx_path, qdq, card, images, options.calibration_method)
-    raw = {**card.raw, "name": f"{card.name}-int8-qdq", "file": qdq.name, "sha256": sha256_file(qdq),
-           "quantization": {"format": "QDQ", "weights": "int8 symmetric per-channel",
-                            "activations": f"int8 symmetric per-tensor, {options.calibration_method} calibration",
-                            "calibration": {"catalog": str(options.calibration_catalog), "images": len(images)},
-                            "source_sha256": card.sha256}}
+    raw = int8_card(card, qdq.stem, sha256_file(qdq), {
+        "catalogue": str(options.calibration_catalog), "images": len(images), "method": options.calibration_method,
+        "form": "TensorRT Q/DQ: int8 symmetric per-tensor activations, int8 symmetric per-channel weights"})
     card_path = card_path_for(qdq)
     staged = card_path.with_name(f".{card_path.name}.tmp")
     staged.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")

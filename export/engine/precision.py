@@ -1,32 +1,54 @@
-"""Reduced-precision ONNX for strongly typed TensorRT builds.
+"""Reduced-precision ONNX: for strongly typed TensorRT builds, and INT8 for ONNX Runtime on the CPU.
 
 TensorRT 10 deprecated and TensorRT 11 / TensorRT for RTX removed the weak-typing precision flags
 (BuilderFlag.FP16, BuilderFlag.INT8) and the implicit INT8 calibrators: the precision must be in the ONNX
 itself. fp16 uses ONNX Runtime's float16 converter (inputs and outputs stay float32, so the runtime contract
 does not change); INT8 is explicit quantisation, Q/DQ pairs from ONNX Runtime's static quantiser calibrated
-on catalogue photos, symmetric as TensorRT requires.
+on catalogue photos: symmetric as TensorRT requires (TENSORRT_QDQ), or in the form ONNX Runtime's CPU kernels
+run fastest (CPU_QDQ).
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import onnx
 
 from runtime.errors import ImageError, ShadematchError
 from runtime.describe.image import load_and_prepare
-from runtime.describe.modelcard import ModelCard
+from runtime.describe.modelcard import INT8, ModelCard
 
 from ..catalog import read_catalog_csv
 
 #: fixed so that the same catalogue gives the same Q/DQ model
 CALIBRATION_SEED = 0
-#: the layers TensorRT runs in INT8 from Q/DQ pairs; quantising everything else (ONNX Runtime's default) also
-#: quantises scalar constants (EAST's geometry scale), which TensorRT refuses outside a weight's DQ
-QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class QdqForm:
+    """Where the Q/DQ pairs go and how they are typed: what a consumer of the quantised model needs."""
+
+    #: "QUInt8" or "QInt8" (onnxruntime.quantization.QuantType names); weights are always per-channel QInt8
+    activations: str
+    #: operator types quantised (empty: every operator ONNX Runtime can quantise)
+    ops: tuple[str, ...] = ()
+    extra_options: dict[str, Any] = field(default_factory=dict)
+
+
+#: TensorRT runs in INT8 the layers with Q/DQ pairs: symmetric per-tensor activations, float biases (it dequantises
+#: only 8-bit and narrower types, not int32). Quantising beyond these operators (ONNX Runtime's default) also
+#: quantises scalar constants (EAST's geometry scale), which TensorRT refuses outside a weight's DQ.
+TENSORRT_QDQ = QdqForm("QInt8", ("Conv", "ConvTranspose", "MatMul", "Gemm"),
+                       {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+#: ONNX Runtime's CPU kernels (VNNI: unsigned activations x signed weights) with every operator quantised: Clip, Add,
+#: Resize and Concat in INT8 keep the tensors 8-bit between convolutions. Quantising convolutions alone left float
+#: tensors between them and cost accuracy (descriptor cosine to fp32 0.81 vs 0.994; benchmarks/grocery/README.md).
+CPU_QDQ = QdqForm("QUInt8")
 #: activation range calibration: name -> (ONNX Runtime method name, its options). Percentile (99.99 %)
 #: ignores the rare outliers that stretch a min-max range: on the demo queries it kept the descriptors
 #: closer to fp32 (mean cosine 0.927 vs 0.889 for min-max; benchmarks/tensorrt/README.md)
@@ -89,10 +111,10 @@ def _pad_square(image: np.ndarray, side: int) -> np.ndarray:
     return padded
 
 
-def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[Path], method: str = "percentile") -> Path:
-    """INT8 Q/DQ model calibrated on ``images`` (``method``: CALIBRATION_METHODS): symmetric per-channel weights and symmetric
-    per-tensor activations, float biases (TensorRT dequantises only 8-bit and narrower types, not int32):
-    the explicit-quantisation form TensorRT builds."""
+def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[Path], method: str = "percentile",
+                 form: QdqForm = TENSORRT_QDQ) -> Path:
+    """INT8 Q/DQ model calibrated on ``images`` (``method``: CALIBRATION_METHODS), per-channel weights, in ``form``
+    (TENSORRT_QDQ: the explicit-quantisation form TensorRT builds; CPU_QDQ: ONNX Runtime on the CPU)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -108,13 +130,26 @@ def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[P
         staged = Path(tmp) / out.name
         quantize_static(
             str(prepared), str(staged), CatalogReader(images, card),
-            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=list(QUANTIZED_OPS),
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=list(form.ops) or None,
+            activation_type=QuantType[form.activations], weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod[method_name],
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, **method_options},
+            extra_options={**form.extra_options, **method_options},
         )
         os.replace(staged, out)
     return out
+
+
+def int8_card(parent: ModelCard, name: str, sha256: str, calibration: dict[str, Any]) -> dict[str, Any]:
+    """The parent's card for a quantised file ``name``.onnx (this CPU form, or TensorRT's Q/DQ form of `engine build`):
+    same input and outputs, its own name, file and checksum, the parent it came from and how it was calibrated.
+    The parent's accuracy figures and parity checks do not carry over."""
+    raw = copy.deepcopy(parent.raw)
+    raw.update(name=name, file=f"{name}.onnx", sha256=sha256, precision=INT8)
+    raw.pop("metrics", None)
+    raw.pop("parity", None)
+    raw["quantized_from"] = {"name": parent.name, "file": parent.file, "sha256": parent.sha256}
+    raw["calibration"] = calibration
+    return raw
 
 
 def _save_atomic(model: onnx.ModelProto, out: Path) -> None:

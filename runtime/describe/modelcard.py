@@ -9,11 +9,19 @@ from typing import Any
 from ..errors import ModelCardError
 
 RESIZE_POLICIES = ("shorter_side_center_crop", "longer_side_multiple_32", "height_keep_ratio")
+#: Precisions a card may declare: float32 (a card without the field) or INT8 quantised for ONNX Runtime's CPU kernels.
+FP32, INT8 = "fp32", "int8"
+PRECISIONS = (FP32, INT8)
 
 
 def card_path_for(model: Path) -> Path:
     """A model NAME.onnx has its card at NAME.card.json beside it."""
     return model.with_name(model.stem + ".card.json")
+
+
+def quantized_path(model: Path) -> Path:
+    """Where the INT8 model quantised from ``model`` lives: NAME_int8.onnx beside NAME.onnx (`shadematch quantize`)."""
+    return model.with_name(model.stem + "_" + INT8 + model.suffix)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,11 @@ class ModelCard:
     outputs: dict[str, str]
     feature_dim: int
     raw: dict[str, Any]
+
+    @property
+    def precision(self) -> str:
+        """FP32 or INT8 (quantised from the float32 model its card names under ``quantized_from``)."""
+        return str(self.raw.get("precision", FP32))
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelCard":
@@ -85,6 +98,8 @@ class ModelCard:
             raise ModelCardError(
                 f"{source}: unknown resize policy {input_spec.resize!r} (known: {', '.join(RESIZE_POLICIES)})"
             )
+        if str(raw.get("precision", FP32)) not in PRECISIONS:
+            raise ModelCardError(f"{source}: unknown precision {raw['precision']!r} (known: {', '.join(PRECISIONS)})")
         if input_spec.color not in ("RGB", "BGR"):
             raise ModelCardError(f"{source}: unknown colour order {input_spec.color!r} (known: RGB, BGR)")
         if min(input_spec.std) <= 0 or input_spec.height <= 0 or input_spec.width <= 0:
