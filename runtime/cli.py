@@ -326,6 +326,11 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here")
     p.add_argument("--note", default="", help="a line recorded in the report (e.g. 'cores shared with other jobs')")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--compare", type=Path, default=None, metavar="REFERENCE", help="also bench this bundle (e.g. today's "
+                   "configuration), interleaved with --bundle in one run, and report --bundle / REFERENCE for every figure")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of --compare (default: 2)")
+    p.add_argument("--reference-code", type=Path, default=None, metavar="CHECKOUT", help="bench --compare's bundle with "
+                   "another shadematch version: the root of its checkout (e.g. `git worktree add ../old v0.1`)")
     add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_bench)
@@ -337,12 +342,30 @@ def _bench(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ShadematchError(f"--repeats must be at least 1, got {args.repeats}")
     queries = query_images(args.queries) if args.queries is not None else None
+    if args.compare is not None:
+        return _bench_compare(args)
     options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note,
                            ocr=ocr_choice(args))
     report = run_bench(args.bundle, queries, options)
     if args.report is not None:
         write_report(report, args.report)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
+    return 0
+
+
+def _bench_compare(args: argparse.Namespace) -> int:
+    from .tools.compare import compare, to_markdown, write_comparison
+
+    forwarded = ["--repeats", str(args.repeats)]
+    for flag, value in (("--queries", args.queries), ("--ocr", args.ocr), ("--backend", args.backend),
+                        ("--threads", args.threads)):
+        if value is not None:
+            forwarded += [flag, str(value)]
+    summary = compare(args.compare, args.bundle, rounds=args.rounds, bench_args=forwarded,
+                      reference_code=args.reference_code)
+    if args.report is not None:
+        write_comparison(summary, args.report)
+    print(json.dumps(summary, indent=2) if args.json else to_markdown(summary))
     return 0
 
 

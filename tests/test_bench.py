@@ -75,3 +75,30 @@ def test_bench_reports_no_text_stage_for_the_imagenet_trunk(tmp_path: Path, caps
     report = json.loads(capsys.readouterr().out)
     assert report["bundle"]["model"] == MODEL.stem
     assert report["stages"]["text_model"]["absent"] is True
+
+
+@pytest.mark.slow
+def test_bench_compare_runs_both_bundles_and_gives_ratios(demo_bundle: Path, demo_queries: list[Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--bundle", str(demo_bundle), "--compare", str(demo_bundle), "--rounds", "1", "--repeats", "3",
+                 "--threads", "1", "--ocr", "off", "--queries", str(demo_queries[0].parent), "--json",
+                 "--report", str(tmp_path / "cmp")])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = summary["rows"]
+    for name in ("total p50_ms", "total p95_ms", "visual_model p50_ms", "srmac p50_ms", "peak RSS MiB",
+                 *(f"photos/s batch {b}" for b in THROUGHPUT_BATCHES)):
+        row = rows[name]
+        assert row["reference"] > 0 and row["candidate"] > 0
+        assert row["ratio"] == pytest.approx(row["candidate"] / row["reference"])
+    assert "text_detection p50_ms" not in rows  # OCR off: not a stage of either run
+    # each side ran in its own process: two reports, each with its own peak RSS
+    assert len(summary["runs"]["reference"]) == len(summary["runs"]["candidate"]) == 1
+    assert "candidate / reference" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_bench_compare_refuses_a_folder_that_is_not_a_checkout(demo_bundle: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "--bundle", str(demo_bundle), "--compare", str(demo_bundle), "--reference-code", str(tmp_path)])
+    assert code != 0
+    assert "not a shadematch checkout" in capsys.readouterr().err
