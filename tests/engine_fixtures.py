@@ -18,10 +18,10 @@ PLANNED_TASKS = ("visual", "text")
 
 def shipped_models() -> list[Path]:
     """Every shipped ONNX model that plans are built for, found by its card (a model added to engines/ later is
-    covered too)."""
-    cards = sorted(ENGINES.glob("*.card.json"))
-    return [ENGINES / card.name.replace(".card.json", ".onnx") for card in cards
-            if json.loads(card.read_text(encoding="utf-8"))["task"] in PLANNED_TASKS]
+    covered too); INT8 models for the CPU are not (their float32 parents are)."""
+    cards = [json.loads(card.read_text(encoding="utf-8")) for card in sorted(ENGINES.glob("*.card.json"))]
+    return [ENGINES / card["file"] for card in cards
+            if card["task"] in PLANNED_TASKS and card.get("precision", "fp32") == "fp32"]
 
 
 def needs_rtx() -> None:
