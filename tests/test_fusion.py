@@ -74,4 +74,7 @@ def test_retriever_search_with_empty_words_equals_search_without(demo_bundle: Pa
         answers = retriever.answer(demo_queries[:4])
         assert [a.matches for a in answers] == retriever.search(descriptors, words=words)
         assert [a.words for a in answers] == words
-        assert retriever.query_batch(demo_queries[:4], ocr=False) == off
+        # without reading, several photos run on the single-thread chunk path: the same ranking, scores to float rounding
+        plain = retriever.query_batch(demo_queries[:4], ocr=False)
+        assert [[m.id for m in r] for r in plain] == [[m.id for m in r] for r in off]
+        np.testing.assert_allclose([[m.score for m in r] for r in plain], [[m.score for m in r] for r in off], atol=1e-5)

@@ -70,9 +70,11 @@ def srmac(X: np.ndarray, S: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndar
     channels_last = np.ascontiguousarray(X.transpose(0, 2, 3, 1))
     # Eq. 4: f_i^r = max of channel i over region r -> X^r, stacked as (N, m, K).
     region_max = np.stack([channels_last[:, y0:y1, x0:x1].max(axis=(1, 2)) for y0, x0, y1, x1 in regions], axis=1)
-    # Eq. 5: W_r = |R n S| / |R|, as (N, m): one product with the regions' membership matrix, scaled by area.
+    # Eq. 5: W_r = |R n S| / |R|, as (N, m): the counts are one product of 0/1 matrices (whole numbers, exact in any
+    # summation order, so a photo's descriptor does not depend on the batch it came in), then divided by the areas.
     salient = saliency_region(S).reshape(n, h * w).astype(np.float32)
-    weights = salient @ _region_shares(h, w, levels).T
+    members = _region_members(h, w, levels)
+    weights = (salient @ members.T) / members.sum(axis=1)
     # Eqs. 6-7: each region vector is L2-normalised and then weighted by W_r before the sum; weighting
     # before the norm would cancel W_r, so the weight is applied to the normalised vector.
     region_unit = region_max / np.maximum(np.linalg.norm(region_max, axis=2, keepdims=True), 1e-12)
@@ -81,14 +83,14 @@ def srmac(X: np.ndarray, S: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndar
 
 
 @lru_cache(maxsize=64)
-def _region_shares(h: int, w: int, levels: int) -> np.ndarray:
-    """(m, h * w): 1 / |R| on the cells of region R, so that a binary map's W_r (eq. 5) is one matrix product."""
+def _region_members(h: int, w: int, levels: int) -> np.ndarray:
+    """(m, h * w) float32: 1 on the cells of region R, 0 elsewhere."""
     regions = rmac_regions(h, w, levels)
-    shares = np.zeros((len(regions), h, w), dtype=np.float32)
+    members = np.zeros((len(regions), h, w), dtype=np.float32)
     for row, (y0, x0, y1, x1) in enumerate(regions):
-        shares[row, y0:y1, x0:x1] = 1.0 / ((y1 - y0) * (x1 - x0))
-    shares.setflags(write=False)
-    return shares.reshape(len(regions), h * w)
+        members[row, y0:y1, x0:x1] = 1.0
+    members.setflags(write=False)
+    return members.reshape(len(regions), h * w)
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
