@@ -1,7 +1,6 @@
 """The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -9,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .backends import Backend, open_backend
+from .backends import Backend, open_backend, usable_cores
 from .bundle import Bundle, open_bundle
 from .describe.embedder import Embedder
 from .describe.image import ImageSource
@@ -62,7 +61,7 @@ class Retriever:
         workers, make = 1, None
         if backend.kind == "onnxruntime":
             # several photos: one single-thread run per core (runtime.describe.embedder), made when first needed
-            workers = threads or _usable_cores()
+            workers = threads or usable_cores()
             make = lambda: open_backend(bundle.model_path, "onnxruntime", threads=1, spin=False)  # noqa: E731
         self.embedder = Embedder(backend, bundle.card, bundle.levels, projection=bundle.projection, workers=workers,
                                  worker_backend=make)
@@ -179,8 +178,3 @@ class Retriever:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (its affinity where the OS tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

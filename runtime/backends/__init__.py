@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
 #: loads only when a plan built from this very model fits this GPU and library (else it says why, and the
 #: reason is logged before ONNX Runtime takes over).
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS reports one (a container's share), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def backend_names() -> list[str]:
@@ -55,4 +61,4 @@ def open_backend(model_path: str | Path, kind: str = "auto", **options: Any) -> 
     return getattr(module, class_name)(model_path, **options)
 
 
-__all__ = ["Backend", "TensorSpec", "backend_names", "open_backend", "AUTO_ORDER"]
+__all__ = ["Backend", "TensorSpec", "backend_names", "open_backend", "usable_cores", "AUTO_ORDER"]

@@ -94,15 +94,18 @@ class Embedder:
         if len(sources) > 1 and self.workers > 1 and self._make_worker_backend is not None:
             backend = self._parallel_backend()
             with ThreadPoolExecutor(self.workers, thread_name_prefix="embed") as pool:
-                chunks = list(pool.map(lambda start: self.pool(backend.run(
-                    {self.card.input.name: self._prepared(sources, start, start + PARALLEL_CHUNK)})),
-                    range(0, len(sources), PARALLEL_CHUNK)))
+                chunks = list(pool.map(lambda start: self._describe(backend, sources, start, start + PARALLEL_CHUNK),
+                                       range(0, len(sources), PARALLEL_CHUNK)))
         else:
             chunks = [self.embed_batch(self._prepared(sources, start, start + batch_size))
                       for start in range(0, len(sources), batch_size)]
         if not chunks:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(chunks)
+
+    def _describe(self, backend: Backend, sources: Sequence[ImageSource], start: int, stop: int) -> np.ndarray:
+        """Descriptors of sources[start:stop], run on ``backend`` (one worker's chunk)."""
+        return self.pool(backend.run({self.card.input.name: self._prepared(sources, start, stop)}))
 
     def _prepared(self, sources: Sequence[ImageSource], start: int, stop: int) -> np.ndarray:
         """Model inputs (n, 3, H, W) of sources[start:stop]."""

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..backends import usable_cores
 from ..bundle import open_bundle
 from ..errors import ShadematchError
 from ..describe.image import reduced
@@ -241,7 +242,7 @@ def machine_description() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_usable": usable_cores(),
         "ram_gib": ram_gib,
         "os": platform.platform(),
         "python": platform.python_version(),
