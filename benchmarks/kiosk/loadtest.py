@@ -249,6 +249,7 @@ def main() -> int:
         failures.append(f"RSS grew {growth:.1f} MB > {args.rss_bound_mb} MB")
     report["failures"] = failures
     name = "report-executable" if args.executable else "report"
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("round_1", "round_2", "round_3_mixed", "rss_mb", "failures")}, indent=1))
     return 1 if failures else 0
