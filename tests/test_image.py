@@ -440,6 +440,13 @@ def test_crop_to_a_non_square_target() -> None:
     assert (rgb[..., 1] >= 200).all()
 
 
+@pytest.mark.parametrize("size", [(211, 212), (244, 325), (206, 154)])
+def test_crop_of_sizes_whose_box_rounds_past_the_photo(size) -> None:
+    # 320 / (320 / 211) is 211.00000000000003 in floats: the crop box must stay inside the photo
+    out = prepare(Image.new("RGB", size, (127, 255, 0)), spec(320, 320))
+    assert out.shape == (3, 320, 320)
+
+
 def test_prepare_upscales_small_images() -> None:
     out = prepare(Image.new("RGB", (4, 6), (127, 255, 0)), spec(20, 20))
     assert out.shape == (3, 20, 20)

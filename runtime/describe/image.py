@@ -124,7 +124,8 @@ def _shorter_side_center_crop(image: Image.Image, width: int, height: int) -> Im
     # Crop the largest centred box of the target aspect ratio, then scale it: one resampling pass.
     src_w, src_h = image.size
     scale = max(width / src_w, height / src_h)
-    box_w, box_h = width / scale, height / scale
+    # min(): width / scale can round a hair above the source side (a 211 x 212 photo), which Pillow refuses
+    box_w, box_h = min(width / scale, src_w), min(height / scale, src_h)
     left, top = (src_w - box_w) / 2, (src_h - box_h) / 2
     return image.resize(
         (width, height), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h)
