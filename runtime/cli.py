@@ -16,6 +16,7 @@ from . import __version__
 from .backends import backend_names
 from .errors import ShadematchError
 from .bundle.locate import resolve_bundle
+from .cli_types import int_range, non_negative_int, positive_float, positive_int
 
 ENTRY_POINT_GROUP = "shadematch.commands"
 
@@ -69,7 +70,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and --threads, shared by every command that runs a model."""
     parser.add_argument("--backend", choices=backend_names(), default=None,
                         help="inference backend (default: the bundle's choice, else auto: TensorRT when a plan fits this GPU, else ONNX Runtime)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the model (default: all cores)")
 
 
 def add_ocr_option(parser: argparse.ArgumentParser) -> None:
@@ -87,8 +88,9 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("query", help="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
     add_bundle_option(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo file(s)")
-    p.add_argument("--k", type=int, default=None, help="visual top-k whose text neighbours refine the rest (default: the bundle's)")
-    p.add_argument("--top", type=int, default=7, help="results per photo (default: 7)")
+    p.add_argument("--k", type=non_negative_int, default=None, help="visual top-k whose text neighbours refine the rest; "
+                   "0 = visual only (default: the bundle's)")
+    p.add_argument("--top", type=positive_int, default=7, help="results per photo (default: 7)")
     p.add_argument("--all-images", action="store_true", help="rank catalogue images, several of one product allowed "
                    "(default: one result per product, by its best image)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -190,7 +192,7 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("eval", help="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
     add_bundle_option(p)
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="photos per model run (default: 16)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_ocr_option(p)
     add_backend_options(p)
@@ -270,12 +272,12 @@ def _register_kiosk(commands: argparse._SubParsersAction) -> None:
         "API: POST /api/query, GET /api/health, GET /api/catalog/<id>/image."))
     add_bundle_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080; 0 picks a free one)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="queries run at once (default: cores, at most 4)")
-    p.add_argument("--queue", type=int, default=None, help="queries that may wait for a worker before 503 (default: 2 x workers)")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds until a query is answered 504 (default: 15)")
-    p.add_argument("--max-upload-mb", type=float, default=15.0, help="largest accepted upload in MB (default: 15)")
-    p.add_argument("--request-deadline", type=float, default=60.0, help="seconds a request may take to arrive in full, "
+    p.add_argument("--port", type=int_range(0, 65535), default=8080, help="TCP port (default: 8080; 0 picks a free one)")
+    p.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1), help="queries run at once (default: cores, at most 4)")
+    p.add_argument("--queue", type=non_negative_int, default=None, help="queries that may wait for a worker before 503 (default: 2 x workers)")
+    p.add_argument("--timeout", type=positive_float, default=15.0, help="seconds until a query is answered 504 (default: 15)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=15.0, help="largest accepted upload in MB (default: 15)")
+    p.add_argument("--request-deadline", type=positive_float, default=60.0, help="seconds a request may take to arrive in full, "
                    "however steadily it trickles in (default: 60)")
     add_ocr_option(p)
     add_backend_options(p)
@@ -288,9 +290,6 @@ def _kiosk(args: argparse.Namespace) -> int:
     from .kiosk.api import KioskLimits
     from .kiosk.server import open_kiosk
 
-    if (args.workers < 1 or (args.queue is not None and args.queue < 0) or args.timeout <= 0 or args.max_upload_mb <= 0
-            or args.request_deadline <= 0):
-        raise ShadematchError("need --workers >= 1, --queue >= 0, --timeout > 0, --max-upload-mb > 0 and --request-deadline > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
     # Workers run queries side by side: share the cores among them rather than oversubscribe.
@@ -322,13 +321,13 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("bench", help="per-stage latency, throughput, load time and memory of a bundle", description="Benchmark a bundle on this machine: load times, per-stage latency p50/p95/p99 at batch 1, throughput at batch 1/8/32, peak RSS.")
     p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
     p.add_argument("--queries", type=Path, default=None, metavar="DIR", help="directory of query photos (default: the bundle's catalogue images)")
-    p.add_argument("--repeats", type=int, default=30, help="single-photo queries timed per stage (default: 30)")
+    p.add_argument("--repeats", type=positive_int, default=30, help="single-photo queries timed per stage (default: 30)")
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here")
     p.add_argument("--note", default="", help="a line recorded in the report (e.g. 'cores shared with other jobs')")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--compare", type=Path, default=None, metavar="REFERENCE", help="also bench this bundle (e.g. today's "
                    "configuration), interleaved with --bundle in one run, and report --bundle / REFERENCE for every figure")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of --compare (default: 2)")
+    p.add_argument("--rounds", type=positive_int, default=2, help="interleaved rounds of --compare (default: 2)")
     p.add_argument("--reference-code", type=Path, default=None, metavar="CHECKOUT", help="bench --compare's bundle with "
                    "another shadematch version: the root of its checkout (e.g. `git worktree add ../old v0.1`)")
     add_ocr_option(p)
@@ -339,8 +338,6 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from .tools.bench import BenchOptions, query_images, run_bench, to_markdown, write_report
 
-    if args.repeats < 1:
-        raise ShadematchError(f"--repeats must be at least 1, got {args.repeats}")
     queries = query_images(args.queries) if args.queries is not None else None
     if args.compare is not None:
         return _bench_compare(args)

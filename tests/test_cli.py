@@ -90,3 +90,38 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "usage: shadematch " + name in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["query", "--top", "0", "x.jpg"], "argument --top: expected an integer >= 1, got 0"),
+        (["query", "--k", "-1", "x.jpg"], "argument --k: expected an integer >= 0, got -1"),
+        (["query", "--threads", "0", "x.jpg"], "argument --threads: expected an integer >= 1, got 0"),
+        (["query", "--top", "seven", "x.jpg"], "argument --top: expected an integer >= 1, got 'seven'"),
+        (["kiosk", "--port", "65536"], "argument --port: expected an integer in [0, 65535], got 65536"),
+        (["kiosk", "--timeout", "nan"], "argument --timeout: expected a number > 0, got nan"),
+        (["bench", "--repeats", "0"], "argument --repeats: expected an integer >= 1, got 0"),
+        (["eval", "--queries", "q.csv", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1"),
+        (["build", "--catalog", "c.csv", "--out", "o", "--k", "0"], "argument --k: expected an integer >= 1"),
+        (["build", "--catalog", "c.csv", "--out", "o", "--shrinkage", "1.5"], "argument --shrinkage: expected a number in [0, 1]"),
+        (["build", "--catalog", "c.csv", "--out", "o", "--label-weight", "-1"], "argument --label-weight: expected a number >= 0"),
+        (["synth-catalog", "--items", "5", "--dim", "1", "--out", "o"], "argument --dim: expected an integer >= 2"),
+        (["train", "--catalog", "c.csv", "--out", "o", "--size", "100"], "argument --size: expected a positive multiple of 32"),
+        (["engine", "build", "--onnx", "m.onnx", "--max-batch", "0"], "argument --max-batch: expected an integer >= 1"),
+    ],
+)
+def test_bad_numbers_are_usage_errors_naming_the_range(argv: list[str], error: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and error in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("argv", "dest", "value"), [(["query", "--k", "0", "x.jpg"], "k", 0),
+                                                     (["kiosk", "--port", "0"], "port", 0),
+                                                     (["build", "--catalog", "c", "--out", "o", "--vote", "0"], "vote", 0)])
+def test_zero_keeps_its_meaning_where_it_has_one(argv: list[str], dest: str, value: int) -> None:
+    """--k 0 is visual-only, --port 0 a free port, --vote 0 no product vote."""
+    assert getattr(build_parser().parse_args(argv), dest) == value
