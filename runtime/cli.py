@@ -235,18 +235,21 @@ def _register_text(commands: argparse._SubParsersAction) -> None:
         "confidence and box. With --bundle it reads the product region the bundle's visual model points at, as queries do."))
     p.add_argument("image", type=Path, metavar="IMAGE", help="photo file")
     p.add_argument("--bundle", type=Path, default=None, help="read as this bundle's queries do (its reader, the product region)")
-    p.add_argument("--out", type=Path, default=None, help="write an overlay picture (PNG) here")
+    p.add_argument("--out", type=Path, default=None, help="write an overlay picture here, in the format its extension "
+                   "names: .png, .jpg, .jpeg or .webp; its folder must exist (default: none)")
     p.add_argument("--json", action="store_true", help='print {"words": [{"text", "confidence", "box": [x0, y0, x1, y1]}, ...]}')
     add_backend_options(p)
     p.set_defaults(handler=_text)
 
 
 def _text(args: argparse.Namespace) -> int:
-    from .reading.overlay import draw_overlay
+    from .reading.overlay import draw_overlay, overlay_format
     from .reading.photos import decode_photos
     from .reading.reader import LabelReader
     from .retriever import Retriever
 
+    if args.out is not None:
+        overlay_format(args.out)  # refuse a bad --out before the reader runs, not after
     photo = decode_photos([args.image])[0]  # the pixels the reader sees: the boxes are in them
     if args.bundle is not None:
         with Retriever.open(args.bundle, backend=args.backend, threads=args.threads, ocr=True) as retriever:
