@@ -16,6 +16,7 @@ from . import __version__
 from .backends import backend_names
 from .errors import ShadematchError
 from .bundle.locate import resolve_bundle
+from .cli_groups import NOT_INSTALLED, QUERY_TIME, add_command, command_listing
 from .cli_types import int_range, non_negative_int, positive_float, positive_int
 
 ENTRY_POINT_GROUP = "shadematch.commands"
@@ -40,10 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="shadematch", description="Find the exact catalogue product in a shopper's photo."
+        prog="shadematch", description="Find the exact catalogue product in a shopper's photo.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's command listing as written
     )
     parser.add_argument("--version", action="version", version=f"shadematch {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="one of the commands below; `shadematch COMMAND --help` tells its options")
     _register_query(commands)
     _register_info(commands)
     _register_eval(commands)
@@ -57,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             _register_unavailable(commands, entry.name, exc)
             continue
         register(commands)
+    parser.epilog = command_listing(commands.choices)
     return parser
 
 
@@ -85,7 +89,7 @@ def ocr_choice(args: argparse.Namespace) -> bool | None:
 
 
 def _register_query(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("query", help="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
+    p = add_command(commands, "query", group=QUERY_TIME, summary="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
     add_bundle_option(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo file(s)")
     p.add_argument("--k", type=non_negative_int, default=None, help="visual top-k whose text neighbours refine the rest; "
@@ -120,7 +124,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _register_info(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("info", help="describe and verify a bundle", description="Verify a bundle's checksums and describe it.")
+    p = add_command(commands, "info", group=QUERY_TIME, summary="describe and verify a bundle", description="Verify a bundle's checksums and describe it.")
     add_bundle_option(p)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(handler=_info)
@@ -189,7 +193,7 @@ def describe_projection(info: object) -> str:
 
 
 def _register_eval(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("eval", help="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
+    p = add_command(commands, "eval", group=QUERY_TIME, summary="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
     add_bundle_option(p)
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
     p.add_argument("--batch-size", type=positive_int, default=16, help="photos per model run (default: 16)")
@@ -230,11 +234,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _register_text(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text", help="read the text on a photo", description=(
+    p = add_command(commands, "text", group=QUERY_TIME, summary="read the text on a photo", description=(
         "Read the text on a photo (PP-OCRv4 detection and recognition on ONNX Runtime) and print each line with its "
         "confidence and box. With --bundle it reads the product region the bundle's visual model points at, as queries do."))
     p.add_argument("image", type=Path, metavar="IMAGE", help="photo file")
-    p.add_argument("--bundle", type=Path, default=None, help="read as this bundle's queries do (its reader, the product region)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle directory: read as its queries do, its reader on the product region its model points at (default: none, the "
+                   "whole photo with the shipped reader)")
     p.add_argument("--out", type=Path, default=None, help="write an overlay picture here, in the format its extension "
                    "names: .png, .jpg, .jpeg or .webp; its folder must exist (default: none)")
     p.add_argument("--json", action="store_true", help='print {"words": [{"text", "confidence", "box": [x0, y0, x1, y1]}, ...]}')
@@ -270,7 +275,7 @@ def _text(args: argparse.Namespace) -> int:
 
 
 def _register_kiosk(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("kiosk", help="serve the kiosk page and JSON API", description=(
+    p = add_command(commands, "kiosk", group=QUERY_TIME, summary="serve the kiosk page and JSON API", description=(
         "Serve the in-store kiosk page (camera or photo upload -> the 7 best catalogue products) and its JSON "
         "API: POST /api/query, GET /api/health, GET /api/catalog/<id>/image."))
     add_bundle_option(p)
@@ -321,18 +326,18 @@ def _kiosk(args: argparse.Namespace) -> int:
 
 
 def _register_bench(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("bench", help="per-stage latency, throughput, load time and memory of a bundle", description="Benchmark a bundle on this machine: load times, per-stage latency p50/p95/p99 at batch 1, throughput at batch 1/8/32, peak RSS.")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    p = add_command(commands, "bench", group=QUERY_TIME, summary="per-stage latency, throughput, load time and memory of a bundle", description="Benchmark a bundle on this machine: load times, per-stage latency p50/p95/p99 at batch 1, throughput at batch 1/8/32, peak RSS.")
+    add_bundle_option(p)
     p.add_argument("--queries", type=Path, default=None, metavar="DIR", help="directory of query photos (default: the bundle's catalogue images)")
     p.add_argument("--repeats", type=positive_int, default=30, help="single-photo queries timed per stage (default: 30)")
-    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here")
-    p.add_argument("--note", default="", help="a line recorded in the report (e.g. 'cores shared with other jobs')")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here (default: print only)")
+    p.add_argument("--note", default="", help="a line recorded in the report, e.g. 'cores shared with other jobs' (default: none)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--compare", type=Path, default=None, metavar="REFERENCE", help="also bench this bundle (e.g. today's "
-                   "configuration), interleaved with --bundle in one run, and report --bundle / REFERENCE for every figure")
+                   "configuration), interleaved with --bundle in one run, and report --bundle / REFERENCE for every figure (default: no comparison)")
     p.add_argument("--rounds", type=positive_int, default=2, help="interleaved rounds of --compare (default: 2)")
     p.add_argument("--reference-code", type=Path, default=None, metavar="CHECKOUT", help="bench --compare's bundle with "
-                   "another shadematch version: the root of its checkout (e.g. `git worktree add ../old v0.1`)")
+                   "another shadematch version: the root of its checkout, e.g. `git worktree add ../old v0.1` (default: this code)")
     add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_bench)
@@ -341,19 +346,20 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from .tools.bench import BenchOptions, query_images, run_bench, to_markdown, write_report
 
+    bundle = resolve_bundle(args.bundle)
     queries = query_images(args.queries) if args.queries is not None else None
     if args.compare is not None:
-        return _bench_compare(args)
+        return _bench_compare(args, bundle)
     options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note,
                            ocr=ocr_choice(args))
-    report = run_bench(args.bundle, queries, options)
+    report = run_bench(bundle, queries, options)
     if args.report is not None:
         write_report(report, args.report)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     return 0
 
 
-def _bench_compare(args: argparse.Namespace) -> int:
+def _bench_compare(args: argparse.Namespace, bundle: Path) -> int:
     from .tools.compare import compare, to_markdown, write_comparison
 
     forwarded = ["--repeats", str(args.repeats)]
@@ -361,7 +367,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
                         ("--threads", args.threads)):
         if value is not None:
             forwarded += [flag, str(value)]
-    summary = compare(args.compare, args.bundle, rounds=args.rounds, bench_args=forwarded,
+    summary = compare(args.compare, bundle, rounds=args.rounds, bench_args=forwarded,
                       reference_code=args.reference_code)
     if args.report is not None:
         write_comparison(summary, args.report)
@@ -371,7 +377,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
 
 def _register_unavailable(commands: argparse._SubParsersAction, name: str, error: ImportError) -> None:
     # No option prefix: whatever options follow are taken as they are, and the handler explains.
-    p = commands.add_parser(name, help="(needs: pip install 'shadematch[export]')", add_help=False, prefix_chars="\x01")
+    p = add_command(commands, name, group=NOT_INSTALLED, summary="", add_help=False, prefix_chars="\x01")
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
     def unavailable(_: argparse.Namespace) -> int:
