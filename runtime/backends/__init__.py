@@ -23,8 +23,8 @@ _REGISTRY: dict[str, tuple[str, str, str, str]] = {
     "onnxruntime": ("runtime.backends.onnxruntime", "OnnxRuntimeBackend", "shadematch", "ONNX Runtime (CPU)"),
 }
 #: Order in which "auto" tries backends; the first that loads the model wins. TensorRT comes first because it
-#: loads only when a plan built from this very model fits this GPU and library (else it says why, and the
-#: reason is logged before ONNX Runtime takes over).
+#: loads only when a plan built from this very model fits this GPU and library (else it says why: see _open_auto
+#: for what is logged).
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime")
 
 
