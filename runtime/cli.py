@@ -16,6 +16,8 @@ from . import __version__
 from .backends import backend_names
 from .errors import ShadematchError
 from .bundle.locate import resolve_bundle
+from .cli_groups import NOT_INSTALLED, QUERY_TIME, add_command, command_listing
+from .cli_types import int_range, non_negative_int, positive_float, positive_int
 
 ENTRY_POINT_GROUP = "shadematch.commands"
 
@@ -39,10 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="shadematch", description="Find the exact catalogue product in a shopper's photo."
+        prog="shadematch", description="Find the exact catalogue product in a shopper's photo.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's command listing as written
     )
     parser.add_argument("--version", action="version", version=f"shadematch {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="one of the commands below; `shadematch COMMAND --help` tells its options")
     _register_query(commands)
     _register_info(commands)
     _register_eval(commands)
@@ -56,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             _register_unavailable(commands, entry.name, exc)
             continue
         register(commands)
+    parser.epilog = command_listing(commands.choices)
     return parser
 
 
@@ -69,7 +74,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and --threads, shared by every command that runs a model."""
     parser.add_argument("--backend", choices=backend_names(), default=None,
                         help="inference backend (default: the bundle's choice, else auto: TensorRT when a plan fits this GPU, else ONNX Runtime)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the model (default: all cores)")
 
 
 def add_ocr_option(parser: argparse.ArgumentParser) -> None:
@@ -84,11 +89,12 @@ def ocr_choice(args: argparse.Namespace) -> bool | None:
 
 
 def _register_query(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("query", help="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
+    p = add_command(commands, "query", group=QUERY_TIME, summary="find the catalogue products in photos", description="Find the 7 best catalogue products for each photo.")
     add_bundle_option(p)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo file(s)")
-    p.add_argument("--k", type=int, default=None, help="visual top-k whose text neighbours refine the rest (default: the bundle's)")
-    p.add_argument("--top", type=int, default=7, help="results per photo (default: 7)")
+    p.add_argument("--k", type=non_negative_int, default=None, help="visual top-k whose text neighbours refine the rest; "
+                   "0 = visual only (default: the bundle's)")
+    p.add_argument("--top", type=positive_int, default=7, help="results per photo (default: 7)")
     p.add_argument("--all-images", action="store_true", help="rank catalogue images, several of one product allowed "
                    "(default: one result per product, by its best image)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -118,7 +124,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _register_info(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("info", help="describe and verify a bundle", description="Verify a bundle's checksums and describe it.")
+    p = add_command(commands, "info", group=QUERY_TIME, summary="describe and verify a bundle", description="Verify a bundle's checksums and describe it.")
     add_bundle_option(p)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(handler=_info)
@@ -187,10 +193,10 @@ def describe_projection(info: object) -> str:
 
 
 def _register_eval(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("eval", help="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
+    p = add_command(commands, "eval", group=QUERY_TIME, summary="mAP@7 of a bundle on labelled photos", description="Evaluate a bundle on a queries CSV (image,group[,subset]).")
     add_bundle_option(p)
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="photos per model run (default: 16)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_ocr_option(p)
     add_backend_options(p)
@@ -228,23 +234,27 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _register_text(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("text", help="read the text on a photo", description=(
+    p = add_command(commands, "text", group=QUERY_TIME, summary="read the text on a photo", description=(
         "Read the text on a photo (PP-OCRv4 detection and recognition on ONNX Runtime) and print each line with its "
         "confidence and box. With --bundle it reads the product region the bundle's visual model points at, as queries do."))
     p.add_argument("image", type=Path, metavar="IMAGE", help="photo file")
-    p.add_argument("--bundle", type=Path, default=None, help="read as this bundle's queries do (its reader, the product region)")
-    p.add_argument("--out", type=Path, default=None, help="write an overlay picture (PNG) here")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle directory: read as its queries do, its reader on the product region its model points at (default: none, the "
+                   "whole photo with the shipped reader)")
+    p.add_argument("--out", type=Path, default=None, help="write an overlay picture here, in the format its extension "
+                   "names: .png, .jpg, .jpeg or .webp; its folder must exist (default: none)")
     p.add_argument("--json", action="store_true", help='print {"words": [{"text", "confidence", "box": [x0, y0, x1, y1]}, ...]}')
     add_backend_options(p)
     p.set_defaults(handler=_text)
 
 
 def _text(args: argparse.Namespace) -> int:
-    from .reading.overlay import draw_overlay
+    from .reading.overlay import draw_overlay, overlay_format
     from .reading.photos import decode_photos
     from .reading.reader import LabelReader
     from .retriever import Retriever
 
+    if args.out is not None:
+        overlay_format(args.out)  # refuse a bad --out before the reader runs, not after
     photo = decode_photos([args.image])[0]  # the pixels the reader sees: the boxes are in them
     if args.bundle is not None:
         with Retriever.open(args.bundle, backend=args.backend, threads=args.threads, ocr=True) as retriever:
@@ -265,17 +275,17 @@ def _text(args: argparse.Namespace) -> int:
 
 
 def _register_kiosk(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("kiosk", help="serve the kiosk page and JSON API", description=(
+    p = add_command(commands, "kiosk", group=QUERY_TIME, summary="serve the kiosk page and JSON API", description=(
         "Serve the in-store kiosk page (camera or photo upload -> the 7 best catalogue products) and its JSON "
         "API: POST /api/query, GET /api/health, GET /api/catalog/<id>/image."))
     add_bundle_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080; 0 picks a free one)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="queries run at once (default: cores, at most 4)")
-    p.add_argument("--queue", type=int, default=None, help="queries that may wait for a worker before 503 (default: 2 x workers)")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds until a query is answered 504 (default: 15)")
-    p.add_argument("--max-upload-mb", type=float, default=15.0, help="largest accepted upload in MB (default: 15)")
-    p.add_argument("--request-deadline", type=float, default=60.0, help="seconds a request may take to arrive in full, "
+    p.add_argument("--port", type=int_range(0, 65535), default=8080, help="TCP port (default: 8080; 0 picks a free one)")
+    p.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1), help="queries run at once (default: cores, at most 4)")
+    p.add_argument("--queue", type=non_negative_int, default=None, help="queries that may wait for a worker before 503 (default: 2 x workers)")
+    p.add_argument("--timeout", type=positive_float, default=15.0, help="seconds until a query is answered 504 (default: 15)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=15.0, help="largest accepted upload in MB (default: 15)")
+    p.add_argument("--request-deadline", type=positive_float, default=60.0, help="seconds a request may take to arrive in full, "
                    "however steadily it trickles in (default: 60)")
     add_ocr_option(p)
     add_backend_options(p)
@@ -288,9 +298,6 @@ def _kiosk(args: argparse.Namespace) -> int:
     from .kiosk.api import KioskLimits
     from .kiosk.server import open_kiosk
 
-    if (args.workers < 1 or (args.queue is not None and args.queue < 0) or args.timeout <= 0 or args.max_upload_mb <= 0
-            or args.request_deadline <= 0):
-        raise ShadematchError("need --workers >= 1, --queue >= 0, --timeout > 0, --max-upload-mb > 0 and --request-deadline > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
     # Workers run queries side by side: share the cores among them rather than oversubscribe.
@@ -319,18 +326,18 @@ def _kiosk(args: argparse.Namespace) -> int:
 
 
 def _register_bench(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("bench", help="per-stage latency, throughput, load time and memory of a bundle", description="Benchmark a bundle on this machine: load times, per-stage latency p50/p95/p99 at batch 1, throughput at batch 1/8/32, peak RSS.")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    p = add_command(commands, "bench", group=QUERY_TIME, summary="per-stage latency, throughput, load time and memory of a bundle", description="Benchmark a bundle on this machine: load times, per-stage latency p50/p95/p99 at batch 1, throughput at batch 1/8/32, peak RSS.")
+    add_bundle_option(p)
     p.add_argument("--queries", type=Path, default=None, metavar="DIR", help="directory of query photos (default: the bundle's catalogue images)")
-    p.add_argument("--repeats", type=int, default=30, help="single-photo queries timed per stage (default: 30)")
-    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here")
-    p.add_argument("--note", default="", help="a line recorded in the report (e.g. 'cores shared with other jobs')")
+    p.add_argument("--repeats", type=positive_int, default=30, help="single-photo queries timed per stage (default: 30)")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here (default: print only)")
+    p.add_argument("--note", default="", help="a line recorded in the report, e.g. 'cores shared with other jobs' (default: none)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--compare", type=Path, default=None, metavar="REFERENCE", help="also bench this bundle (e.g. today's "
-                   "configuration), interleaved with --bundle in one run, and report --bundle / REFERENCE for every figure")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of --compare (default: 2)")
+                   "configuration), interleaved with --bundle in one run, and report --bundle / REFERENCE for every figure (default: no comparison)")
+    p.add_argument("--rounds", type=positive_int, default=2, help="interleaved rounds of --compare (default: 2)")
     p.add_argument("--reference-code", type=Path, default=None, metavar="CHECKOUT", help="bench --compare's bundle with "
-                   "another shadematch version: the root of its checkout (e.g. `git worktree add ../old v0.1`)")
+                   "another shadematch version: the root of its checkout, e.g. `git worktree add ../old v0.1` (default: this code)")
     add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_bench)
@@ -339,21 +346,20 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from .tools.bench import BenchOptions, query_images, run_bench, to_markdown, write_report
 
-    if args.repeats < 1:
-        raise ShadematchError(f"--repeats must be at least 1, got {args.repeats}")
+    bundle = resolve_bundle(args.bundle)
     queries = query_images(args.queries) if args.queries is not None else None
     if args.compare is not None:
-        return _bench_compare(args)
+        return _bench_compare(args, bundle)
     options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note,
                            ocr=ocr_choice(args))
-    report = run_bench(args.bundle, queries, options)
+    report = run_bench(bundle, queries, options)
     if args.report is not None:
         write_report(report, args.report)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     return 0
 
 
-def _bench_compare(args: argparse.Namespace) -> int:
+def _bench_compare(args: argparse.Namespace, bundle: Path) -> int:
     from .tools.compare import compare, to_markdown, write_comparison
 
     forwarded = ["--repeats", str(args.repeats)]
@@ -361,7 +367,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
                         ("--threads", args.threads)):
         if value is not None:
             forwarded += [flag, str(value)]
-    summary = compare(args.compare, args.bundle, rounds=args.rounds, bench_args=forwarded,
+    summary = compare(args.compare, bundle, rounds=args.rounds, bench_args=forwarded,
                       reference_code=args.reference_code)
     if args.report is not None:
         write_comparison(summary, args.report)
@@ -371,7 +377,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
 
 def _register_unavailable(commands: argparse._SubParsersAction, name: str, error: ImportError) -> None:
     # No option prefix: whatever options follow are taken as they are, and the handler explains.
-    p = commands.add_parser(name, help="(needs: pip install 'shadematch[export]')", add_help=False, prefix_chars="\x01")
+    p = add_command(commands, name, group=NOT_INSTALLED, summary="", add_help=False, prefix_chars="\x01")
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
     def unavailable(_: argparse.Namespace) -> int:

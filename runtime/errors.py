@@ -25,6 +25,10 @@ class BackendError(ShadematchError):
     """An inference backend is unavailable, failed to load a model, or was fed the wrong inputs."""
 
 
+class NoGpuStackError(BackendError):
+    """This machine has no TensorRT library or no CUDA GPU: a CPU machine, where ONNX Runtime is the normal choice."""
+
+
 class EngineError(ShadematchError):
     """A TensorRT engine could not be built: the ONNX parser or the builder refused the model."""
 

@@ -1,8 +1,10 @@
 """The `shadematch` command: JSON output, one-line errors, help for every command."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -66,6 +68,10 @@ def test_info(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["query", "--bundle", "/nonexistent/bundle", "x.jpg"], "no such bundle"),
         (["eval", "--bundle", "/nonexistent/bundle", "--queries", "/nonexistent/q.csv"], "no such file"),
         (["build", "--catalog", "/nonexistent/c.csv", "--out", "/tmp/never-written"], "no such file"),
+        # --bundle is optional alike for every command that reads one (the executable finds the one beside it)
+        (["bench"], "--bundle is required"),
+        (["tune", "--queries", "q.csv", "--out", "/tmp/never-written"], "--bundle is required"),
+        (["update", "--add", "a.csv", "--out", "/tmp/never-written"], "--bundle is required"),
     ],
 )
 def test_failures_exit_non_zero_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,3 +96,75 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "usage: shadematch " + name in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["query", "--top", "0", "x.jpg"], "argument --top: expected an integer >= 1, got 0"),
+        (["query", "--k", "-1", "x.jpg"], "argument --k: expected an integer >= 0, got -1"),
+        (["query", "--threads", "0", "x.jpg"], "argument --threads: expected an integer >= 1, got 0"),
+        (["query", "--top", "seven", "x.jpg"], "argument --top: expected an integer >= 1, got 'seven'"),
+        (["kiosk", "--port", "65536"], "argument --port: expected an integer in [0, 65535], got 65536"),
+        (["kiosk", "--timeout", "nan"], "argument --timeout: expected a number > 0, got nan"),
+        (["bench", "--repeats", "0"], "argument --repeats: expected an integer >= 1, got 0"),
+        (["eval", "--queries", "q.csv", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1"),
+        (["build", "--catalog", "c.csv", "--out", "o", "--k", "0"], "argument --k: expected an integer >= 1"),
+        (["build", "--catalog", "c.csv", "--out", "o", "--shrinkage", "1.5"], "argument --shrinkage: expected a number in [0, 1]"),
+        (["build", "--catalog", "c.csv", "--out", "o", "--label-weight", "-1"], "argument --label-weight: expected a number >= 0"),
+        (["synth-catalog", "--items", "5", "--dim", "1", "--out", "o"], "argument --dim: expected an integer >= 2"),
+        (["train", "--catalog", "c.csv", "--out", "o", "--size", "100"], "argument --size: expected a positive multiple of 32"),
+        (["engine", "build", "--onnx", "m.onnx", "--max-batch", "0"], "argument --max-batch: expected an integer >= 1"),
+    ],
+)
+def test_bad_numbers_are_usage_errors_naming_the_range(argv: list[str], error: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and error in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("argv", "dest", "value"), [(["query", "--k", "0", "x.jpg"], "k", 0),
+                                                     (["kiosk", "--port", "0"], "port", 0),
+                                                     (["build", "--catalog", "c", "--out", "o", "--vote", "0"], "vote", 0)])
+def test_zero_keeps_its_meaning_where_it_has_one(argv: list[str], dest: str, value: int) -> None:
+    """--k 0 is visual-only, --port 0 a free port, --vote 0 no product vote."""
+    assert getattr(build_parser().parse_args(argv), dest) == value
+
+
+def _command_parsers(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command's parser, nested ones (`engine build`) included, by its command line."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub
+                yield from _command_parsers(sub, f"{prefix}{name} ")
+
+
+def test_every_option_states_its_default() -> None:
+    missing = []
+    for command, parser in _command_parsers(build_parser()):
+        for action in parser._actions:
+            if (not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction,
+                                                                 argparse._StoreTrueAction)) or action.required):
+                continue
+            if "default" not in (action.help or ""):
+                missing.append(f"{command} {action.option_strings[0]}")
+    assert not missing, missing
+
+
+def test_top_level_help_lists_the_commands_in_three_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    titles = ["query time: answer photos with a bundle", "catalogue: make or change a bundle",
+              "models and training: the models a bundle carries"]
+    blocks = {block.splitlines()[0]: [line.split()[0] for line in block.splitlines()[1:]]
+              for block in out.split("\n\n") if block.splitlines()[0] in titles}
+    assert list(blocks) == titles
+    assert blocks[titles[0]] == ["query", "info", "eval", "text", "kiosk", "bench"]
+    assert {"build", "update", "tune", "demo"} <= set(blocks[titles[1]])
+    assert {"train", "export-model", "engine", "quantize", "text-train"} <= set(blocks[titles[2]])
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert sorted(sum(blocks.values(), [])) == sorted(commands)  # each command once, none left out

@@ -119,3 +119,43 @@ def test_no_plan_is_logged_as_information_not_warning(tmp_path: Path, caplog: py
     assert [r.levelno for r in records] == [logging.INFO] and "no TensorRT plan" in records[0].getMessage()
     with pytest.raises(NoPlanError):
         open_backend(tmp_path / DEFAULT_MODEL.name, "tensorrt")
+
+
+#: Words that make a log line read like a fault to whoever starts a kiosk.
+FAULT_WORDS = ("error", "fail", "cannot", "not found", "warning", "exception", "traceback")
+
+
+def _calm_choice(records: list[logging.LogRecord]) -> str:
+    """The one line "auto" logged, checked to be a calm INFO line naming ONNX Runtime on the CPU."""
+    lines = [r for r in records if r.name == "shadematch"]
+    assert [r.levelno for r in lines] == [logging.INFO], [r.getMessage() for r in lines]
+    message = lines[0].getMessage()
+    assert message.startswith("backend: ONNX Runtime (CPU) for visual.onnx; no TensorRT plan for this machine")
+    assert not [word for word in FAULT_WORDS if word in message.lower()]
+    return message
+
+
+def test_a_cpu_start_logs_one_calm_line(demo_bundle: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What `shadematch kiosk --bundle B` logs on a machine without TensorRT, for a bundle without plans."""
+    with caplog.at_level(logging.DEBUG, logger="shadematch"):
+        with open_backend(demo_bundle / "models" / "visual.onnx", "auto") as backend:
+            assert backend.kind == "onnxruntime"
+    _calm_choice(caplog.records)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="full TensorRT is installed here")
+def test_plans_for_a_gpu_on_a_machine_without_tensorrt_are_calm_too(bundle_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A bundle carrying full-TensorRT plans for the GPU kiosks of a fleet, started on a CPU-only one."""
+    model = bundle_copy / "models" / "visual.onnx"
+    manifest = PlanManifest(
+        plan="visual_sm90.plan", plan_sha256="0" * 64, plan_bytes=1, model_name="visual", task="visual",
+        onnx_sha256=sha256_file(model), flavor="tensorrt", library_module="tensorrt", library_version="10.9.0",
+        compute_capabilities=("9.0",), precision="fp32", strongly_typed=True, max_batch=16, inputs={}, outputs={})
+    (bundle_copy / "engines").mkdir(exist_ok=True)
+    manifest.save(bundle_copy / "engines" / "visual_sm90.plan.json")
+    with caplog.at_level(logging.DEBUG, logger="shadematch"):
+        with open_backend(model, "auto") as backend:
+            assert backend.kind == "onnxruntime"
+    _calm_choice(caplog.records)
+    with pytest.raises(NoPlanError, match=r"can run on this machine: tensorrt plans: TensorRT is not available"):
+        open_backend(model, "tensorrt")

@@ -87,3 +87,26 @@ def test_text_command_on_a_bad_photo(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_bytes(b"\xff\xd8\xff")
     assert main(["text", str(bad)]) == 1
     assert "shadematch text:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "format_"), [("o.png", "PNG"), ("o.jpg", "JPEG"), ("o.JPEG", "JPEG"), ("o.webp", "WEBP")])
+def test_overlay_is_written_in_the_format_its_extension_names(tmp_path: Path, name: str, format_: str) -> None:
+    from runtime.reading.overlay import draw_overlay
+    from runtime.reading.reader import Word
+
+    photo = Image.open(LABEL_PHOTO)
+    out = draw_overlay(photo, [Word("orange", 0.9, (10.0, 20.0, 60.0, 40.0))], tmp_path / name)
+    with Image.open(out) as written:
+        assert written.format == format_ and written.size == photo.size
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize(("out", "message"), [("missing/overlay.png", "no folder"), ("overlay.gif", "unknown picture extension '.gif'; use one of .png, .jpg, .jpeg, .webp"),
+                                              ("overlay", "unknown picture extension '(none)'")])
+def test_text_command_refuses_a_bad_out_in_one_line(tmp_path: Path, out: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["text", str(LABEL_PHOTO), "--out", str(tmp_path / out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("shadematch text: --out") and message in err
+    if out.startswith("missing"):
+        assert str(tmp_path / "missing") in err and not (tmp_path / "missing").exists()
+    assert list(tmp_path.iterdir()) == []

@@ -16,14 +16,15 @@ from .base import Backend, TensorSpec
 
 LOG = logging.getLogger("shadematch")
 
-#: name -> (module, class, the pip extra that provides its library)
-_REGISTRY: dict[str, tuple[str, str, str]] = {
-    "tensorrt": ("runtime.backends.tensorrt", "TensorRTBackend", "shadematch[gpu], or shadematch[rtx] and pycuda"),
-    "onnxruntime": ("runtime.backends.onnxruntime", "OnnxRuntimeBackend", "shadematch"),
+#: name -> (module, class, the pip extra that provides its library, how a log line names it)
+_REGISTRY: dict[str, tuple[str, str, str, str]] = {
+    "tensorrt": ("runtime.backends.tensorrt", "TensorRTBackend", "shadematch[gpu], or shadematch[rtx] and pycuda",
+                 "TensorRT (GPU)"),
+    "onnxruntime": ("runtime.backends.onnxruntime", "OnnxRuntimeBackend", "shadematch", "ONNX Runtime (CPU)"),
 }
 #: Order in which "auto" tries backends; the first that loads the model wins. TensorRT comes first because it
-#: loads only when a plan built from this very model fits this GPU and library (else it says why, and the
-#: reason is logged before ONNX Runtime takes over).
+#: loads only when a plan built from this very model fits this GPU and library (else it says why: see _open_auto
+#: for what is logged).
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime")
 
 
@@ -40,18 +41,9 @@ def backend_names() -> list[str]:
 def open_backend(model_path: str | Path, kind: str = "auto", **options: Any) -> Backend:
     """Load ``model_path`` with the named backend ("auto" picks the first usable one in AUTO_ORDER)."""
     if kind == "auto":
-        errors = []
-        for name in AUTO_ORDER:
-            try:
-                return open_backend(model_path, name, **options)
-            except BackendError as exc:
-                errors.append(str(exc))
-                # no plan at all is the normal CPU case; a plan that cannot run here deserves a warning
-                level = logging.INFO if isinstance(exc, NoPlanError) else logging.WARNING
-                LOG.log(level, "backend %s not used for %s: %s", name, Path(model_path).name, exc)
-        raise BackendError("no backend could load the model: " + "; ".join(errors))
+        return _open_auto(model_path, **options)
     try:
-        module_name, class_name, extra = _REGISTRY[kind]
+        module_name, class_name, extra, _ = _REGISTRY[kind]
     except KeyError:
         raise BackendError(f"unknown backend {kind!r} (known: {', '.join(backend_names())})") from None
     try:
@@ -59,6 +51,30 @@ def open_backend(model_path: str | Path, kind: str = "auto", **options: Any) -> 
     except ImportError as exc:
         raise BackendError(f"backend {kind!r} is not installed ({exc.name or exc}); install {extra}") from None
     return getattr(module, class_name)(model_path, **options)
+
+
+def _open_auto(model_path: str | Path, **options: Any) -> Backend:
+    """The first backend of AUTO_ORDER that loads the model. A CPU machine (no plan for it, no TensorRT) is the
+    normal case and gets one calm INFO line naming the backend chosen; a plan that exists but cannot run here is
+    a fault in the setup, logged as a WARNING with the reason."""
+    name = Path(model_path).name
+    errors: list[str] = []
+    no_plan = False
+    for kind in AUTO_ORDER:
+        try:
+            backend = open_backend(model_path, kind, **options)
+        except NoPlanError as exc:
+            errors.append(str(exc))
+            no_plan = True
+            continue
+        except BackendError as exc:
+            errors.append(str(exc))
+            LOG.warning("backend %s not used for %s: %s", kind, name, exc)
+            continue
+        if no_plan:
+            LOG.info("backend: %s for %s; no TensorRT plan for this machine", _REGISTRY[kind][3], name)
+        return backend
+    raise BackendError("no backend could load the model: " + "; ".join(errors))
 
 
 __all__ = ["Backend", "TensorSpec", "backend_names", "open_backend", "usable_cores", "AUTO_ORDER"]

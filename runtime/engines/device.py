@@ -1,7 +1,7 @@
 """The CUDA device a plan would run on, read through pycuda (the card's choice for memory and streams)."""
 from __future__ import annotations
 
-from ..errors import BackendError
+from ..errors import BackendError, NoGpuStackError
 from .library import TensorRTLibrary
 from .plans import DeviceInfo
 
@@ -17,11 +17,11 @@ def cuda_device(library: TensorRTLibrary, index: int = 0) -> DeviceInfo:
     try:
         cuda.init()
         if cuda.Device.count() <= index:
-            raise BackendError(f"no CUDA GPU {index} (found {cuda.Device.count()})")
+            raise NoGpuStackError(f"no CUDA GPU {index} (found {cuda.Device.count()})")
         device = cuda.Device(index)
         major, minor = device.compute_capability()
         return DeviceInfo(device.name(), f"{major}.{minor}", library.flavor, library.version)
     except BackendError:
         raise
     except Exception as exc:  # pycuda raises its own error types for a missing driver or device
-        raise BackendError(f"no usable CUDA GPU: {exc}") from None
+        raise NoGpuStackError(f"no usable CUDA GPU: {exc}") from None

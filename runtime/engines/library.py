@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..errors import BackendError
+from ..errors import BackendError, NoGpuStackError
 
 #: flavour -> (Python module, the pip extra or package that provides it)
 FLAVORS: dict[str, tuple[str, str]] = {
@@ -85,4 +85,4 @@ def import_tensorrt(flavor: str | None = None) -> TensorRTLibrary:
             return TensorRTLibrary(importlib.import_module(module_name), name)
         except ImportError as exc:
             missing.append(f"{module_name} is not installed ({exc.name or exc}); {install}")
-    raise BackendError("TensorRT is not available: " + "; ".join(missing))
+    raise NoGpuStackError("TensorRT is not available: " + "; ".join(missing))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..checksums import sha256_file
-from ..errors import BackendError
+from ..errors import BackendError, NoGpuStackError
 
 FORMAT_NAME = "shadematch-plan"
 FORMAT_VERSION = 1
@@ -135,7 +135,8 @@ def select_plan(
 
 
 class NoPlanError(BackendError):
-    """There is no plan for the model at all (as opposed to plans that do not fit this machine)."""
+    """There is no plan the model could run here at all: none was built, or this machine has no TensorRT or no
+    GPU for the plans there are (as opposed to a plan that does not fit this GPU or library)."""
 
 
 def plan_folders(model: Path) -> list[Path]:
@@ -158,7 +159,8 @@ def choose_plan(model: Path, device_for: Callable[[str], DeviceInfo]) -> tuple[P
 
     ``device_for(flavour)`` describes the GPU as that TensorRT flavour sees it, or raises BackendError (no
     library, no pycuda, no GPU); it is only called for flavours that some plan was built with. NoPlanError
-    when there is no plan at all, BackendError naming every reason when none fits.
+    when there is no plan at all or this machine has no TensorRT or GPU for them (NoGpuStackError for every
+    flavour), BackendError naming every reason when none fits.
     """
 
     sidecars = find_plans(model)
@@ -171,9 +173,14 @@ def choose_plan(model: Path, device_for: Callable[[str], DeviceInfo]) -> tuple[P
         except BackendError as exc:
             reasons.append(str(exc))
     onnx_sha256 = None if model.suffix == SUFFIX else sha256_file(model)
-    for flavor in dict.fromkeys(manifest.flavor for _, manifest in manifests):
+    flavors = list(dict.fromkeys(manifest.flavor for _, manifest in manifests))
+    absent = []
+    for flavor in flavors:
         try:
             device = device_for(flavor)
+        except NoGpuStackError as exc:
+            absent.append(f"{flavor} plans: {exc}")
+            continue
         except BackendError as exc:
             reasons.append(f"{flavor} plans cannot run here: {exc}")
             continue
@@ -183,4 +190,6 @@ def choose_plan(model: Path, device_for: Callable[[str], DeviceInfo]) -> tuple[P
         if chosen is not None:
             folder = next(folder for folder, m in candidates if m is chosen)
             return folder / chosen.plan, chosen, device
-    raise BackendError(f"no TensorRT plan for {model.name} fits this machine: " + "; ".join(reasons))
+    if flavors and len(absent) == len(flavors) and not reasons:
+        raise NoPlanError(f"no TensorRT plan for {model.name} can run on this machine: " + "; ".join(absent))
+    raise BackendError(f"no TensorRT plan for {model.name} fits this machine: " + "; ".join(reasons + absent))
