@@ -13,17 +13,20 @@ import numpy as np
 from runtime.backends import open_backend
 from runtime.bundle import sha256_file
 from runtime.bundle.catalog import CatalogItem
-from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
+from runtime.bundle.write import LabelsToWrite, check_target, derive_bundle, write_bundle
+from runtime.confidence.model import CONFIDENCE_FILE
 from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ModelCardError
 from runtime.search.index import IndexParams, VisualIndex
 from runtime.describe.modelcard import INT8, PRECISIONS, ModelCard, card_path_for, quantized_path
 from runtime.describe.pooling import DEFAULT_LEVELS
 from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
+from runtime.retriever import Retriever
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
 from .catalog import read_catalog_csv, settle_problems
 from .catalog import CatalogRow
+from .confidence import CalibrationOptions, calibrate
 from .features import Reads, extract_features
 from .labels import label_index
 from .projection import check_dims, learn_projection
@@ -112,6 +115,8 @@ class BuildOptions:
     label_weight: float = LABEL_WEIGHT
     #: "fp32", "int8" (the model's quantised sibling) or None (``model`` as given): see model_at_precision.
     precision: str | None = None
+    #: How the confidence model ("not found") is fitted on the finished bundle; None: the bundle has none.
+    calibration: CalibrationOptions | None = field(default_factory=CalibrationOptions)
 
 
 @dataclass(frozen=True)
@@ -160,8 +165,19 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         adaptation=(adapted.scatter, adapted.raw) if adapted.scatter is not None else None, plans=options.engines,
         backend=options.bundle_backend, overwrite=options.overwrite, labels=labels,
     )
+    if options.calibration is not None:
+        add_confidence(Path(out), [(row.image, row.group) for row in kept], options.calibration, options.threads)
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
+
+
+def add_confidence(bundle: Path, images: Sequence[tuple[Path, str]], calibration: CalibrationOptions,
+                   threads: int | None = None) -> None:
+    """Fit the finished bundle's confidence model (export.confidence) and add it, atomically, to the bundle."""
+    with Retriever.open(bundle, backend="onnxruntime", threads=threads) as retriever:
+        model, info = calibrate(retriever, images, calibration)
+    derive_bundle(bundle, bundle, {CONFIDENCE_FILE: model.save},
+                  lambda manifest: manifest.update(confidence=model.section(info)), overwrite=True)
 
 
 def _index(vectors: np.ndarray, options: BuildOptions, threads: int = -1) -> VisualIndex:

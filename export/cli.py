@@ -55,6 +55,9 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
     p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="the model's float32 original or its INT8 copy "
                    "(`shadematch quantize`), for the catalogue and the queries alike (default: --model as given)")
+    p.add_argument("--not-found-photos", type=non_negative_int, default=240, metavar="N", help="generated non-product photos "
+                   "that, with store-like views of the catalogue, fit the bundle's match confidence and its 'no matching "
+                   "product' threshold (default: 240; 0 = no confidence model, every photo is answered found)")
     add_backend_options(p)
     p.set_defaults(handler=_build)
 
@@ -70,6 +73,7 @@ def _build(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         from .build import BuildOptions, build_bundle
+        from .confidence import CalibrationOptions
         from .textmap import TextMapParams
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
@@ -81,7 +85,8 @@ def _build(args: argparse.Namespace) -> int:
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
                            workers=args.workers, work_dir=args.work_dir, ray=args.ray, projection=args.projection,
                            reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on",
-                           precision=args.precision)
+                           precision=args.precision,
+                           calibration=CalibrationOptions(non_products=args.not_found_photos) if args.not_found_photos else None)
     if args.label_weight is not None:
         options.label_weight = args.label_weight
     if args.model is not None:

@@ -1,6 +1,7 @@
 """The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products."""
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,8 +22,10 @@ from .search.two_stage import Hit, two_stage_search
 
 @dataclass(frozen=True)
 class Match:
-    """One result: the catalogue item, its similarity to the photo, and which stage found it
-    ("visual": the first-stage top-k; "text": the text-refined second stage)."""
+    """One result: the catalogue item, its similarity to the photo, which stage found it ("visual": the first-stage
+    top-k; "text": the text-refined second stage) and ``confidence``, the bundle's calibrated probability that it is
+    the photo's product (None for a bundle without a confidence model). The list is ordered by the search (the
+    product vote and the text stage may put a lower score above a higher one), not by score."""
 
     id: str
     title: str
@@ -30,6 +33,7 @@ class Match:
     stage: str
     group: str
     image: str
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,13 +41,25 @@ class Match:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a photo gets: the matches, and the words read on its label (empty when reading is off)."""
+    """What a photo gets: the matches, the words read on its label (empty when reading is off), whether it shows a
+    catalogue product at all (``found``: its first match's confidence reaches the bundle's threshold; without a
+    confidence model, whether there is any match) and the milliseconds it took (a batch's time shared equally)."""
 
     matches: list[Match]
     words: list[Word]
+    found: bool = True
+    elapsed_ms: float = 0.0
+
+    @property
+    def confidence(self) -> float | None:
+        """The first match's confidence: how sure the answer is as a whole."""
+        return self.matches[0].confidence if self.matches else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"matches": [m.to_dict() for m in self.matches], "words": [w.to_dict() for w in self.words]}
+        """This answer in the documented result shape (runtime.results, schema/result.schema.json)."""
+        from .results import result_dict
+
+        return result_dict(self)
 
 
 class Retriever:
@@ -111,9 +127,23 @@ class Retriever:
     ) -> list[Answer]:
         """Matches and the words read, per photo. ``ocr`` (default: on when the bundle reads labels) reads the
         text on each photo and fuses it with the visual ranking (runtime.search.fusion)."""
+        started = time.perf_counter()
         descriptors, words = self.describe(images, batch_size=batch_size, ocr=ocr)
         matches = self.search(descriptors, k=k, top=top, distinct=distinct, words=words)
-        return [Answer(m, w or []) for m, w in zip(matches, words or [None] * len(matches))]
+        elapsed_ms = (time.perf_counter() - started) * 1000 / max(1, len(matches))
+        return [Answer(m, w or [], self._found(m), elapsed_ms)
+                for m, w in zip(matches, words or [None] * len(matches))]
+
+    @property
+    def threshold(self) -> float | None:
+        """The first-match confidence under which a photo is answered "not found" (None: no confidence model)."""
+        return self.bundle.confidence.threshold if self.bundle.confidence is not None else None
+
+    def _found(self, matches: list[Match]) -> bool:
+        if not matches:
+            return False
+        first = matches[0].confidence
+        return first is None or self.bundle.confidence is None or self.bundle.confidence.found(first)
 
     def describe(self, images: Sequence[ImageSource], *, batch_size: int = 16, ocr: bool | None = None
                  ) -> tuple[np.ndarray, list[list[Word]] | None]:
@@ -152,7 +182,12 @@ class Retriever:
         hits = two_stage_search(descriptors, self.bundle.index, self.bundle.text_map, k=k, top=top, vote=vote,
                                 products=self.bundle.products if vote > 1 or distinct else None, distinct=distinct,
                                 evidence=evidence)
-        return [[self._match(hit) for hit in row] for row in hits]
+        model = self.bundle.confidence
+        if model is None:
+            return [[self._match(hit, None) for hit in row] for row in hits]
+        product_logits = model.product_logit(descriptors)
+        return [[self._match(hit, c) for hit, c in zip(row, model.confidences([h.score for h in row], logit))]
+                for row, logit in zip(hits, product_logits)]
 
     def _ocr(self, ocr: bool | None) -> bool:
         if ocr and not self.reads_labels:
@@ -160,9 +195,10 @@ class Retriever:
                                   "(or the retriever was opened with ocr=False)")
         return self.reads_labels if ocr is None else bool(ocr)
 
-    def _match(self, hit: Hit) -> Match:
+    def _match(self, hit: Hit, confidence: float | None) -> Match:
         item = self.bundle.catalog[hit.row]
-        return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image)
+        return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image,
+                     None if confidence is None else float(confidence))
 
     def close(self) -> None:
         """Release the backend (and the reader); idempotent."""

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..checksums import sha256_files
+from ..confidence.model import CONFIDENCE_FILE, ConfidenceModel
 from ..engines.plans import PlanManifest
 from ..errors import BackendError, BundleError, ModelCardError
 from ..search.index import VisualIndex
@@ -46,6 +47,8 @@ class Bundle:
     meta: Manifest | None = None
     #: Products scored by the words read on a photo (None: a bundle built without reading its catalogue's labels).
     labels: LabelIndex | None = None
+    #: Match confidence and "not found" (None: a bundle built before them, or with `build --calibration 0`).
+    confidence: ConfidenceModel | None = None
 
     @property
     def reads_labels(self) -> bool:
@@ -202,7 +205,19 @@ def open_bundle(path: str | Path, verify: bool = True, timings: dict[str, float]
         raise BundleError(f"{path}: {TEXT_MAP_FILE} covers {len(text_map)} rows, the catalogue has {len(catalog)}")
     labels = _load_labels(path, meta, len(catalog))
     clock.lap("labels_s")
-    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection, meta, labels)
+    confidence = _load_confidence(path, manifest, dim)
+    return Bundle(path, manifest, card, path / MODEL_FILE, catalog, index, text_map, projection, meta, labels,
+                  confidence)
+
+
+def _load_confidence(path: Path, manifest: dict[str, Any], dim: int) -> ConfidenceModel | None:
+    """The confidence model the manifest names (optional: older bundles answer without one), checked."""
+    info = manifest.get("confidence")
+    if info is None:
+        return None
+    if not isinstance(info, dict) or info.get("file") != CONFIDENCE_FILE or CONFIDENCE_FILE not in manifest["files"]:
+        raise BundleError(f"{path}: the manifest's confidence section does not name the listed file {CONFIDENCE_FILE}")
+    return ConfidenceModel.load(path / CONFIDENCE_FILE, dim)
 
 
 def _load_labels(path: Path, meta: Manifest, rows: int) -> LabelIndex | None:

@@ -1,0 +1,77 @@
+"""The one shape of a photo's result, shared by `query --json`, the kiosk's API and the Python API's
+``Answer.to_dict()``; runtime/schema/result.schema.json is its JSON Schema for integrators (a test holds the two
+together).
+
+A result says whether the photo shows a catalogue product (``found``) and how sure that is (``confidence``), then
+lists the matches in the search's order: ``rank`` 1 first. The order is the search's, not the score's: the product
+vote and the text-refined stage (``stage``) may rank a lower similarity ``score`` above a higher one, which is why
+each match carries its own calibrated ``confidence``.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .search.label_index import title_matches
+
+if TYPE_CHECKING:
+    from .retriever import Answer, Match
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "result.schema.json"
+#: Version of the result shape; a change that removes or renames a field bumps it.
+SCHEMA_VERSION = 1
+#: What ``stage`` values mean, for people (the kiosk's badge, `query`'s legend).
+STAGE_LABELS = {"visual": "looks like it", "text": "title related to the best visual matches"}
+
+
+def match_dict(rank: int, match: "Match", read: list[str], image_url: str | None = None) -> dict[str, Any]:
+    """One match: rank, calibrated confidence, similarity score, stage, the product and which title words were read."""
+    product = {"id": match.id, "title": match.title, "group": match.group, "image": match.image,
+               "fields": dict(getattr(match, "fields", None) or {})}
+    out: dict[str, Any] = {
+        "rank": rank,
+        "confidence": None if match.confidence is None else round(float(match.confidence), 4),
+        "score": round(float(match.score), 4),
+        "stage": match.stage,
+        "product": product,
+        "title_read": [list(span) for span in title_matches(match.title, read)],
+    }
+    if image_url is not None:
+        out["image_url"] = image_url
+    return out
+
+
+def result_dict(answer: "Answer", image: str | None = None,
+                image_url: Callable[["Match"], str] | None = None) -> dict[str, Any]:
+    """A photo's result: ``image`` names the photo (a path, or an upload's file name); ``image_url`` gives a match's
+    picture URL where one is served (the kiosk)."""
+    read = [word.text for word in answer.words]
+    return {
+        "image": image,
+        "found": answer.found,
+        "confidence": None if answer.confidence is None else round(float(answer.confidence), 4),
+        "elapsed_ms": round(answer.elapsed_ms, 2),
+        "matches": [match_dict(rank, match, read, image_url(match) if image_url else None)
+                    for rank, match in enumerate(answer.matches, start=1)],
+        "words": [word.to_dict() for word in answer.words],
+        "error": None,
+    }
+
+
+def failed_result(image: str, code: str, message: str) -> dict[str, Any]:
+    """The result of a photo that could not be used (a batch goes on with the others)."""
+    return {"image": image, "found": False, "confidence": None, "elapsed_ms": 0.0, "matches": [], "words": [],
+            "error": {"code": code, "message": message}}
+
+
+def results_document(results: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+    """What `query --json` prints: the schema version, the bundle's not-found threshold and one result per photo."""
+    return {"schema_version": SCHEMA_VERSION, "threshold": threshold, "results": results}
+
+
+@lru_cache(maxsize=1)
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a results document, with ``$defs`` result, match, product and word."""
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
