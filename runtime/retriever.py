@@ -1,7 +1,7 @@
 """The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
@@ -22,7 +22,8 @@ from .search.two_stage import Hit, two_stage_search
 @dataclass(frozen=True)
 class Match:
     """One result: the catalogue item, its similarity to the photo, and which stage found it
-    ("visual": the first-stage top-k; "text": the text-refined second stage)."""
+    ("visual": the first-stage top-k; "text": the text-refined second stage). ``fields``: the catalogue CSV's
+    other columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""
 
     id: str
     title: str
@@ -30,6 +31,7 @@ class Match:
     stage: str
     group: str
     image: str
+    fields: dict[str, str] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,7 +164,7 @@ class Retriever:
 
     def _match(self, hit: Hit) -> Match:
         item = self.bundle.catalog[hit.row]
-        return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image)
+        return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image, item.fields)
 
     def close(self) -> None:
         """Release the backend (and the reader); idempotent."""
