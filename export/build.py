@@ -18,6 +18,7 @@ from runtime.confidence.model import CONFIDENCE_FILE
 from runtime.describe.embedder import Embedder
 from runtime.errors import CatalogError, ModelCardError
 from runtime.search.index import IndexParams, VisualIndex
+from runtime.tools.tables import other_columns
 from runtime.describe.modelcard import INT8, PRECISIONS, ModelCard, card_path_for, quantized_path
 from runtime.describe.pooling import DEFAULT_LEVELS
 from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
@@ -153,7 +154,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     vectors, projection = adapted.vectors, adapted.projection
     index = _index(vectors, options)
     text_map = build_text_map([row.title for row in kept], options.text)
-    items = [CatalogItem(row.id, row.title, str(row.image), row.group) for row in kept]
+    items = [CatalogItem(row.id, row.title, str(row.image), row.group, row.fields) for row in kept]
     labels = None
     if reads is not None:
         labels = LabelsToWrite(label_index(kept, reads), options.text_detector, options.text_recogniser,
@@ -252,7 +253,8 @@ def build_bundle_from_vectors(
     vectors_npy: Path, titles_csv: Path, out: Path, options: BuildOptions = BuildOptions(), timings: dict | None = None
 ) -> BuildReport:
     """A bundle from descriptors computed elsewhere (a feature-extraction run, a synthetic catalogue) and a
-    CSV with the columns id,title[,group[,image]] in the same row order: the CNN does not run again.
+    CSV with the columns id,title[,group[,image]] (other columns: the items' fields) in the same row order: the
+    CNN does not run again.
 
     ``timings``, when given, receives the seconds of each step (index, text map, writing)."""
     started = time.perf_counter()
@@ -293,17 +295,20 @@ def build_bundle_from_vectors(
 
 
 def read_titles(path: Path) -> list[CatalogItem]:
-    """Rows id,title[,group[,image]] of a titles CSV, with the line of the first bad row in the error."""
+    """Rows id,title[,group[,image]] of a titles CSV, with the line of the first bad row in the error; its other
+    columns are the items' fields, as in a catalogue CSV."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or not {"id", "title"} <= set(reader.fieldnames):
                 raise CatalogError(f"{path}: needs the columns id,title[,group[,image]]")
+            others = other_columns(path, list(reader.fieldnames), ("id", "title", "group", "image"))
             items = []
             for line, row in enumerate(reader, start=2):
                 if not row.get("id"):
                     raise CatalogError(f"{path} line {line}: empty id")
-                items.append(CatalogItem(row["id"], row.get("title") or "", row.get("image") or "", row.get("group") or row["id"]))
+                items.append(CatalogItem(row["id"], row.get("title") or "", row.get("image") or "",
+                                         row.get("group") or row["id"], {name: row[name] or "" for name in others}))
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path}: cannot be read ({exc})") from None
     if not items:

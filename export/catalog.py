@@ -1,26 +1,31 @@
-"""Catalogue CSV ingestion (`id,image,title[,group]`): every bad row is reported by its line number."""
+"""Catalogue CSV ingestion (`id,image,title[,group]` and any other columns, kept as the row's fields): every bad row
+is reported by its line number."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.errors import CatalogError
 from runtime.tools.tables import read_table, resolve_path
 
+#: The columns the reader knows; every other named column is kept, as text, in CatalogRow.fields.
+KNOWN_COLUMNS = ("id", "image", "title", "group")
 #: How many problems an aborted build lists before "and N more".
 _SHOWN_PROBLEMS = 20
 
 
 @dataclass(frozen=True)
 class CatalogRow:
-    """A catalogue row as read from the CSV; ``line`` is kept for error messages."""
+    """A catalogue row as read from the CSV; ``line`` is kept for error messages. ``fields``: the row's other
+    columns (price, SKU, URL, ...), in the CSV's order, which the bundle stores and each match returns."""
 
     line: int
     id: str
     image: Path
     title: str
     group: str
+    fields: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     unreadable: list[tuple[int, str]] = []
-    for line, row in read_table(path, ("id", "image", "title"), ("group",), problems=unreadable):
+    for line, row in read_table(path, KNOWN_COLUMNS[:3], KNOWN_COLUMNS[3:], problems=unreadable, others=True):
         empty = [name for name in ("id", "image", "title") if not row[name]]
         if empty:
             problems.append(Problem(line, f"empty {', '.join(empty)}"))
@@ -56,7 +61,8 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
         if not found:
             problems.append(Problem(line, f"image not found: {image}"))
             continue
-        rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"]))
+        fields = {name: value for name, value in row.items() if name not in KNOWN_COLUMNS}
+        rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"], fields))
     problems.extend(Problem(line, message) for line, message in unreadable)
     return rows, sorted(problems, key=lambda problem: problem.line)
 

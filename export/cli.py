@@ -22,8 +22,8 @@ def _needs_export_extra(exc: ImportError) -> ShadematchError:
 
 
 def register_build(commands: argparse._SubParsersAction) -> None:
-    p = add_command(commands, "build", group=CATALOGUE, summary="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group].")
-    p.add_argument("--catalog", required=True, type=Path, help="catalogue CSV (id,image,title[,group])")
+    p = add_command(commands, "build", group=CATALOGUE, summary="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group]; any other columns (price, SKU, URL, ...) are stored as text and come back with each match as its fields.")
+    p.add_argument("--catalog", required=True, type=Path, help="catalogue CSV (id,image,title[,group], other columns: fields)")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--model", type=Path, default=None, help="visual ONNX model with its .card.json (default: the shipped one)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
@@ -133,7 +133,7 @@ def register_update(commands: argparse._SubParsersAction) -> None:
                                         "images go through the model; the index graph is extended, the text map and "
                                         "label index follow. Written atomically; the old bundle stays as it is.")
     add_bundle_option(p)
-    p.add_argument("--add", type=Path, default=None, help="catalogue CSV (id,image,title[,group]) of rows to add (default: none)")
+    p.add_argument("--add", type=Path, default=None, help="catalogue CSV (id,image,title[,group], other columns: fields) of rows to add (default: none)")
     p.add_argument("--remove", type=Path, default=None, help="text file of ids to remove, one per line (default: none)")
     p.add_argument("--replace", type=Path, default=None, help="catalogue CSV of rows whose image or title changed (default: none)")
     p.add_argument("--add-vectors", type=Path, default=None, metavar="V.npy", help="descriptors of the --add rows "

@@ -169,7 +169,7 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
     settle_problems(add or replace, problems, options.skip_bad)
     skipped += len(problems)
     items = [old_items[row] for row in keep] + (given if given is not None else
-                                                [CatalogItem(r.id, r.title, str(r.image), r.group) for r in rows])
+                                                [CatalogItem(r.id, r.title, str(r.image), r.group, r.fields) for r in rows])
     if not items:
         raise CatalogError("the update would leave the catalogue empty")
     raw = _with_views(bundle, raw, rows, items, len(keep), options)
@@ -263,7 +263,8 @@ def _given(titles: Path, vectors_npy: Path, bundle: Bundle) -> tuple[list[Catalo
                            f"(need float32 ({len(items)}, {width}))")
     if not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3):
         raise CatalogError(f"{vectors_npy}: rows are not L2-normalised descriptors")
-    rows = [CatalogRow(line, item.id, Path(item.image), item.title, item.group) for line, item in enumerate(items, start=2)]
+    rows = [CatalogRow(line, item.id, Path(item.image), item.title, item.group, item.fields)
+            for line, item in enumerate(items, start=2)]
     return items, rows, raw
 
 

@@ -11,6 +11,8 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+#: Which distribution this `runtime` package belongs to: `import shadematch` checks it (see shadematch/__init__.py).
+__distribution__ = "shadematch"
 
 
 def __getattr__(name: str):

@@ -204,7 +204,7 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .tools.evaluate import evaluate, read_queries
+    from .tools.evaluate import evaluate, miss_lines, read_queries
     from .retriever import Retriever
 
     queries = read_queries(args.queries)
@@ -214,7 +214,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{report['queries']} queries; k = {report['k']}")
+    unknown = report["not_in_catalog_count"]
+    print(f"{report['queries']} queries" + (f" ({unknown} more not in the catalogue: left out)" if unknown else "")
+          + f"; k = {report['k']}")
     print(f"mAP@7 visual {report['map7_visual']:.4f}   two-stage {report['map7']:.4f}")
     print(f"top-1 visual {report['top1_visual']:.4f}   two-stage {report['top1']:.4f}")
     for name, sub in report.get("subsets", {}).items():
@@ -230,6 +232,8 @@ def _eval(args: argparse.Namespace) -> int:
             on = report["subsets"][name]
             print(f"  {name:12} product top-1 on {on['products']['top1']:.4f} / off {sub['products']['top1']:.4f}; "
                   f"mAP@7 on {on['map7']:.4f} / off {sub['map7']:.4f}")
+    for line in miss_lines(report):
+        print(line)
     return 0
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
@@ -25,7 +25,8 @@ class Match:
     """One result: the catalogue item, its similarity to the photo, which stage found it ("visual": the first-stage
     top-k; "text": the text-refined second stage) and ``confidence``, the bundle's calibrated probability that it is
     the photo's product (None for a bundle without a confidence model). The list is ordered by the search (the
-    product vote and the text stage may put a lower score above a higher one), not by score."""
+    product vote and the text stage may put a lower score above a higher one), not by score. ``fields``: the catalogue CSV's other
+    columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""
 
     id: str
     title: str
@@ -34,6 +35,7 @@ class Match:
     group: str
     image: str
     confidence: float | None = None
+    fields: dict[str, str] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,7 +200,7 @@ class Retriever:
     def _match(self, hit: Hit, confidence: float | None) -> Match:
         item = self.bundle.catalog[hit.row]
         return Match(item.id, item.title, hit.score, hit.stage, item.group, item.image,
-                     None if confidence is None else float(confidence))
+                     None if confidence is None else float(confidence), item.fields)
 
     def close(self) -> None:
         """Release the backend (and the reader); idempotent."""

@@ -1,10 +1,11 @@
-"""Catalogue rows of a bundle: what a match shows a shopper (title, image, product group)."""
+"""Catalogue rows of a bundle: what a match shows a shopper (title, image, product group, the catalogue's own
+fields)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence, overload
+from typing import Any, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -13,15 +14,34 @@ from ..errors import BundleError
 
 @dataclass(frozen=True)
 class CatalogItem:
-    """One catalogue image. ``group`` is the product identity: several images may show one product."""
+    """One catalogue image. ``group`` is the product identity: several images may show one product. ``fields``:
+    the catalogue CSV's other columns (price, SKU, URL, ...) as text, in the CSV's order."""
 
     id: str
     title: str
     image: str
     group: str
+    fields: dict[str, str] = field(default_factory=dict, hash=False)
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """The catalog.jsonl row; ``fields`` only when there are some, so a catalogue without extra columns writes
+        the rows it always did (and a runtime that predates fields reads any row, ignoring the key)."""
+        row: dict[str, Any] = {"id": self.id, "title": self.title, "image": self.image, "group": self.group}
+        if self.fields:
+            row["fields"] = self.fields
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "CatalogItem":
+        """A catalog.jsonl row (a bundle written before fields existed has none: empty); TypeError or KeyError
+        when it is not one."""
+        if not isinstance(row, dict):
+            raise TypeError(f"a {type(row).__name__}, not an object")
+        fields = row.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise TypeError(f"fields is a {type(fields).__name__}, not an object")
+        return cls(str(row["id"]), str(row["title"]), str(row["image"]), str(row["group"]),
+                   {str(name): str(value) for name, value in fields.items()})
 
 
 def read_catalog(path: Path) -> list[CatalogItem]:
@@ -31,8 +51,7 @@ def read_catalog(path: Path) -> list[CatalogItem]:
         with open(path, encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, start=1):
                 try:
-                    row = json.loads(line)
-                    items.append(CatalogItem(str(row["id"]), str(row["title"]), str(row["image"]), str(row["group"])))
+                    items.append(CatalogItem.from_dict(json.loads(line)))
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
                     raise BundleError(f"{path.name} line {line_no}: malformed catalogue row ({exc})") from None
     except OSError as exc:
@@ -86,8 +105,7 @@ class CatalogRows(Sequence[CatalogItem]):
         if not 0 <= row < len(self):
             raise IndexError(f"catalogue row {row} out of range")
         try:
-            raw = json.loads(self._data[self._starts[row] : self._ends[row]])
-            return CatalogItem(str(raw["id"]), str(raw["title"]), str(raw["image"]), str(raw["group"]))
+            return CatalogItem.from_dict(json.loads(self._data[self._starts[row] : self._ends[row]]))
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise BundleError(f"{self.name} line {row + 1}: malformed catalogue row ({exc})") from None
 

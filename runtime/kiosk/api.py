@@ -225,6 +225,7 @@ class KioskApp:
             "score": round(float(match.score), 4), "stage": match.stage,
             "stage_label": _STAGE_LABELS.get(match.stage, match.stage),
             "image_url": f"/api/catalog/{quote(match.id, safe='')}/image",
+            "fields": match.fields,
         }
 
 

@@ -1,5 +1,9 @@
 """Evaluate a bundle on labelled query photos: mAP@7 visual-only and two-stage, and the k ablation of
-the k table of Hou, Ji and Wang (2019) (share of queries improved / impaired by the refinement)."""
+the k table of Hou, Ji and Wang (2019) (share of queries improved / impaired by the refinement).
+
+A query whose product is not in the bundle's catalogue cannot be found by any setting: counting it would only
+lower every figure by the share of such queries and hide it. So those queries are left out of every figure and
+reported apart (``not_in_catalog``); the queries scored wrong at top-1 are listed (``wrong``) with what they got."""
 from __future__ import annotations
 
 from collections import Counter
@@ -16,6 +20,10 @@ from .tables import read_table, resolve_path
 
 TOP = 7
 ABLATION_KS = tuple(range(1, 7))
+#: How many wrong or unscored queries the plain output lists before "and N more".
+SHOWN = 20
+#: Characters of a catalogue title in those lines (the demo's titles are paragraphs).
+TITLE_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run every query once through the model (and the label reader), then score visual-only, the bundle's k and
     k = 1..6. With OCR on (default: when the bundle reads labels) the report is that of the fused search and
-    ``ocr_off`` holds the same figures without the words, from the same model pass."""
+    ``ocr_off`` holds the same figures without the words, from the same model pass. Queries of products not in
+    the catalogue are not run: they are listed in ``not_in_catalog`` (see the module's docstring)."""
+    sizes = Counter(item.group for item in retriever.bundle.catalog)
+    unknown = [q for q in queries if not sizes[q.group]]
+    queries = [q for q in queries if sizes[q.group]]
+    if not queries:
+        raise CatalogError(f"none of the {len(unknown)} queries shows a product of the bundle's catalogue (the first's "
+                           f"group is {unknown[0].group!r}): their group column must name the catalogue's groups")
     chunks, words = [], []
     for start in range(0, len(queries), batch_size):
         descriptors, read = retriever.describe([q.image for q in queries[start : start + batch_size]],
@@ -62,13 +77,15 @@ def evaluate(
         report["ocr"] = {"photos_with_text": sum(1 for row in words if row), "label_weight": retriever.bundle.label_weight}
         report["ocr_off"] = {key: off[key] for key in ("map7_visual", "map7", "top1_visual", "top1", "products", "subsets")
                              if key in off}
+    report["queries_without_catalogue_items"] = report["not_in_catalog_count"] = len(unknown)
+    report["not_in_catalog"] = [{"image": str(q.image), "group": q.group} for q in unknown]
     return report
 
 
 def score(retriever: Retriever, queries: list[Query], descriptors: np.ndarray, words: list | None,
           text_weight: float | None = None) -> dict[str, Any]:
-    """The report of `evaluate` for descriptors (and words read) already computed: `shadematch tune` scores its
-    settings with it, so its figures are eval's."""
+    """The report of `evaluate` for descriptors (and words read) already computed, of queries whose product is in
+    the catalogue."""
     group_sizes = Counter(item.group for item in retriever.bundle.catalog)
 
     def scores(k: int, vote: int | None = None) -> tuple[list[float], list[bool]]:
@@ -94,15 +111,16 @@ def score(retriever: Retriever, queries: list[Query], descriptors: np.ndarray, w
             }
             for k in ABLATION_KS
         },
-        "queries_without_catalogue_items": sum(1 for q in queries if group_sizes[q.group] == 0),
         "vote": retriever.bundle.vote,
     }
     if retriever.bundle.vote > 1:
         # The product vote's own share: the bundle's k again, the first stage left to the single nearest row.
         ap_plain, top1_plain = scores(bundle_k, vote=0)
         report["without_vote"] = {"map7": mean(ap_plain), "top1": mean(top1_plain)}
-    ranks = product_ranks(retriever.search(descriptors, k=bundle_k, top=TOP, words=words, text_weight=text_weight), queries)
+    results = retriever.search(descriptors, k=bundle_k, top=TOP, words=words, text_weight=text_weight)
+    ranks = product_ranks(results, queries)
     report["products"] = _product_summary(ranks)
+    report["wrong"] = [_wrong(q, r) for q, r, rank in zip(queries, results, ranks) if rank != 1]
     subsets = sorted({q.subset for q in queries if q.subset})
     if subsets:
         report["subsets"] = {
@@ -119,6 +137,36 @@ def score(retriever: Retriever, queries: list[Query], descriptors: np.ndarray, w
 def product_ranks(results: list[list[Match]], queries: list[Query]) -> list[int]:
     """Rank (1-based) of each query's product among its distinct-product results; 0 when absent."""
     return [next((rank for rank, m in enumerate(r, start=1) if m.group == q.group), 0) for r, q in zip(results, queries)]
+
+
+def _wrong(query: Query, results: list[Match]) -> dict[str, Any]:
+    """A query whose first result is another product: the photo, its product and what it got instead."""
+    answer = {"id": results[0].id, "title": results[0].title, "group": results[0].group} if results else None
+    return {"image": str(query.image), "group": query.group, "answer": answer}
+
+
+def miss_lines(report: dict[str, Any], shown: int = SHOWN) -> list[str]:
+    """The wrong and the unscored queries of a report as lines for a person, at most ``shown`` of each."""
+    lines = []
+    if report["wrong"]:
+        lines.append(f"wrong at top-1 ({len(report['wrong'])} of {report['queries']}):")
+        lines += [f"  {w['image']}: expected {w['group']}, answered "
+                  + (f"{w['answer']['group']} ({_short(w['answer']['title'])})" if w["answer"] else "nothing")
+                  for w in report["wrong"][:shown]]
+        lines += _more(len(report["wrong"]), shown)
+    if report["not_in_catalog"]:
+        lines.append(f"not in the catalogue, left out of every figure ({report['not_in_catalog_count']}):")
+        lines += [f"  {q['image']}: {q['group']}" for q in report["not_in_catalog"][:shown]]
+        lines += _more(report["not_in_catalog_count"], shown)
+    return lines
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _more(count: int, shown: int) -> list[str]:
+    return [f"  … and {count - shown} more (see --json)"] if count > shown else []
 
 
 def _product_summary(ranks: list[int]) -> dict[str, float]:

@@ -9,8 +9,11 @@ from ..errors import CatalogError
 
 
 def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
-               problems: list[tuple[int, str]] | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+               problems: list[tuple[int, str]] | None = None, others: bool = False
+               ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, row) with every required column; values are stripped, missing optionals ''.
+    ``others``: the row also holds the header's other named columns, after the known ones, in the header's order
+    (a header naming a column twice, or a known column in other letter case, is refused: see other_columns).
 
     A row that cannot be used as it is (bytes that are not UTF-8, more fields than the header) is a problem of
     that row: appended to ``problems`` as (line, message) and skipped when a list is given (a catalogue's
@@ -36,16 +39,34 @@ def read_table(path: Path, required: tuple[str, ...], optional: tuple[str, ...] 
                     f"{path} line 1: missing column(s) {', '.join(missing)}; the header is {', '.join(header)}"
                 )
             reader.fieldnames = header
+            names = (*required, *optional, *(other_columns(path, header, (*required, *optional)) if others else ()))
             for row in reader:
                 problem = _row_problem(row)
                 if problem is None:
-                    yield reader.line_num, {name: (row.get(name) or "").strip() for name in (*required, *optional)}
+                    yield reader.line_num, {name: (row.get(name) or "").strip() for name in names}
                 elif problems is None:
                     raise CatalogError(f"{path} line {reader.line_num}: {problem}")
                 else:
                     problems.append((reader.line_num, problem))
         except csv.Error as exc:
             raise CatalogError(f"{path}: malformed CSV ({exc})") from None
+
+
+def other_columns(path: Path, header: list[str], known: tuple[str, ...]) -> list[str]:
+    """The header's named columns beyond ``known``, in order. A name given twice would lose one column's values
+    (the CSV reader keeps the last), and "Title" beside the known "title" is a typo rather than data: both are
+    refused, naming the column. Unnamed columns (a trailing comma in the header) carry nothing and are left out."""
+    seen: set[str] = set()
+    for name in header:
+        if name in seen and name:
+            raise CatalogError(f"{path} line 1: the column {name!r} is named twice")
+        seen.add(name)
+    lowered = {name.casefold(): name for name in known}
+    for name in header:
+        if name not in known and name.casefold() in lowered:
+            raise CatalogError(f"{path} line 1: the column {name!r} looks like {lowered[name.casefold()]!r}; "
+                               "column names are case-sensitive")
+    return [name for name in header if name and name not in known]
 
 
 def _row_problem(row: dict) -> str | None:
