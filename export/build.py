@@ -173,10 +173,11 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
 
 
 def add_confidence(bundle: Path, images: Sequence[tuple[Path, str]], calibration: CalibrationOptions,
-                   threads: int | None = None) -> None:
-    """Fit the finished bundle's confidence model (export.confidence) and add it, atomically, to the bundle."""
+                   threads: int | None = None, labelled: Sequence[tuple[Path, str]] = ()) -> None:
+    """Fit the finished bundle's confidence model (export.confidence; ``labelled`` store photos too, for `tune`)
+    and add it, atomically, to the bundle."""
     with Retriever.open(bundle, backend="onnxruntime", threads=threads) as retriever:
-        model, info = calibrate(retriever, images, calibration)
+        model, info = calibrate(retriever, images, calibration, labelled)
     derive_bundle(bundle, bundle, {CONFIDENCE_FILE: model.save},
                   lambda manifest: manifest.update(confidence=model.section(info)), overwrite=True)
 

@@ -55,9 +55,9 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
     p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="the model's float32 original or its INT8 copy "
                    "(`shadematch quantize`), for the catalogue and the queries alike (default: --model as given)")
-    p.add_argument("--not-found-photos", type=non_negative_int, default=240, metavar="N", help="generated non-product photos "
+    p.add_argument("--not-found-photos", type=non_negative_int, default=160, metavar="N", help="generated non-product photos "
                    "that, with store-like views of the catalogue, fit the bundle's match confidence and its 'no matching "
-                   "product' threshold (default: 240; 0 = no confidence model, every photo is answered found)")
+                   "product' threshold (default: 160; 0 = no confidence model, every photo is answered found)")
     add_backend_options(p)
     p.set_defaults(handler=_build)
 

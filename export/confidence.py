@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
+from runtime.bundle import Bundle
 from runtime.confidence.model import ConfidenceModel
 from runtime.confidence.nonproducts import non_product_photos
 from runtime.retriever import Match, Retriever
@@ -38,8 +39,8 @@ class CalibrationOptions:
 
     rows: int = 200
     views: int = 2
-    non_products: int = 240
-    reject: float = 0.97
+    non_products: int = 160
+    reject: float = 0.93
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -67,10 +68,18 @@ class Photos:
                       self.groups + other.groups)
 
 
-def calibrate(retriever: Retriever, images: Sequence[tuple[Path, str]], options: CalibrationOptions = CalibrationOptions()
-              ) -> tuple[ConfidenceModel, dict[str, Any]]:
-    """The confidence model of the bundle ``retriever`` serves, from its catalogue ``images`` (path, product) and
-    generated non-product photos; with what to record in the manifest."""
+def catalogue_images(bundle: Bundle) -> list[tuple[Path, str]]:
+    """(image, product) of each catalogue row of an opened bundle: its carried picture where it has one (the
+    catalogue's own files may have stayed on the machine that built it), else the image path it was built from."""
+    return [(bundle.picture(row) or Path(bundle.catalog[row].image), bundle.products[row])
+            for row in range(len(bundle.catalog))]
+
+
+def calibrate(retriever: Retriever, images: Sequence[tuple[Path, str]], options: CalibrationOptions = CalibrationOptions(),
+              labelled: Sequence[tuple[Path, str]] = ()) -> tuple[ConfidenceModel, dict[str, Any]]:
+    """The confidence model of the bundle ``retriever`` serves, from its catalogue ``images`` (path, product),
+    generated non-product photos and ``labelled`` store photos (path, product; `tune`'s), with what to record in
+    the manifest."""
     rng = np.random.default_rng(options.seed)
     chosen = np.sort(rng.permutation(len(images))[:options.rows])
     size = max(retriever.bundle.card.input.height, retriever.bundle.card.input.width)
@@ -80,12 +89,14 @@ def calibrate(retriever: Retriever, images: Sequence[tuple[Path, str]], options:
         views += store_like_views(str(path), options.views, size, options.seed + VIEW_SEED_OFFSET, int(row))
         groups += [group] * options.views
     products = Photos.run(retriever, views, groups)
+    if labelled:
+        products = products.join(Photos.run(retriever, [path for path, _ in labelled], [g for _, g in labelled]))
     fakes = [image for _, image in non_product_photos(options.non_products, options.seed + NEGATIVE_SEED_OFFSET)]
     photos = products.join(Photos.run(retriever, fakes, [None] * len(fakes)))
     model, first = fit(photos, options.reject)
     is_product = np.array([g is not None for g in photos.groups])
     info = {
-        "fitted": "build", "views": len(views), "catalog_images": int(len(chosen)), "non_products": len(fakes),
+        "fitted": "tune" if labelled else "build", "labelled_photos": len(labelled), "views": len(views), "catalog_images": int(len(chosen)), "non_products": len(fakes),
         "seed": options.seed, "reject_target": options.reject,
         "views_kept": round(float((first[is_product] >= model.threshold).mean()), 4),
         "non_products_rejected": round(float((first[~is_product] < model.threshold).mean()), 4),

@@ -34,6 +34,8 @@ from runtime.search.two_stage import two_stage_search
 from runtime.tools.evaluate import Query, read_queries
 from runtime.tools.metrics import average_precision_at_k, mean
 
+from .build import add_confidence
+from .confidence import CalibrationOptions, catalogue_images
 from .projection import adapted_projection
 
 SHRINKAGES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
@@ -119,6 +121,9 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
             table.append(_score(setting, descriptors, index, bundle, queries, groups, sizes, words))
         chosen = _best(table, current)
     _write(bundle, out, chosen, current, projection, rows, len(queries), queries_csv, overwrite)
+    # the match confidence follows the store's own photos (and the chosen projection's space)
+    known = [(q.image, q.group) for q in queries if q.group in sizes]
+    add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(), threads, known)
     return TuneReport(Path(out), len(queries), chosen, current, table)
 
 

@@ -41,8 +41,9 @@ from runtime.memory import release_rows, trim
 from runtime.search.index import VisualIndex
 
 from .adapt import store_like_views
-from .build import describe_rows, read_titles
+from .build import add_confidence, describe_rows, read_titles
 from .catalog import CatalogRow, read_catalog_csv, settle_problems
+from .confidence import CalibrationOptions, catalogue_images
 from .features import Reads
 from .labels import label_index
 from .projection import learn_adapted_projection
@@ -229,8 +230,14 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         plans=bundle.plans, backend=bundle.backend, pictures=bool(manifest.get("pictures")),
         overwrite=options.overwrite, projection=projection, adaptation=adaptation, labels=labels,
         carried_pictures=carried, lineage=lineage,
+        # the confidence model weighs descriptors: it holds while their space does, and is fitted again when not
+        confidence=(bundle.confidence, manifest["confidence"]) if bundle.confidence and refitted is None else None,
     )
     lap("write")
+    if bundle.confidence is not None and refitted is not None:
+        add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(),
+                       options.threads)
+        lap("confidence")
     return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
                         lineage["index"], lineage["text_map"], time.perf_counter() - started,
                         {name: round(seconds, 2) for name, seconds in steps.items()})

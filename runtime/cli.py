@@ -16,6 +16,7 @@ from . import __version__
 from .backends import backend_names
 from .errors import ShadematchError
 from .bundle.locate import resolve_bundle
+from .tools.plain import print_results
 from .cli_groups import NOT_INSTALLED, QUERY_TIME, add_command, command_listing
 from .cli_types import int_range, non_negative_int, positive_float, positive_int
 
@@ -104,23 +105,32 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from .errors import ImageError
+    from .results import failed_result, result_dict, results_document
     from .retriever import Retriever
 
     ocr = ocr_choice(args)
+    options = dict(k=args.k, top=args.top, distinct=not args.all_images, ocr=ocr)
     with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads, ocr=ocr) as retriever:
-        answers = retriever.answer(list(args.images), k=args.k, top=args.top, distinct=not args.all_images, ocr=ocr)
+        try:
+            answers = retriever.answer(list(args.images), **options)
+            results = [result_dict(answer, str(image)) for image, answer in zip(args.images, answers)]
+        except ImageError:  # one photo is unusable: answer the others one by one, and say which failed
+            results = []
+            for image in args.images:
+                try:
+                    results.append(result_dict(retriever.answer([image], **options)[0], str(image)))
+                except ImageError as exc:
+                    results.append(failed_result(str(image), exc))
+        threshold = retriever.threshold
     if args.json:
-        print(json.dumps({"results": [{"image": str(image), **answer.to_dict()}
-                                      for image, answer in zip(args.images, answers)]}, ensure_ascii=False))
-        return 0
-    for image, answer in zip(args.images, answers):
-        print(image)
-        if answer.words:
-            print("  read: " + " ".join(word.text for word in answer.words))
-        for rank, match in enumerate(answer.matches, start=1):
-            title = match.title if len(match.title) <= 72 else match.title[:71] + "…"
-            print(f"  {rank}. {match.score:6.3f}  [{match.stage:6}]  {title}  ({match.id})")
-    return 0
+        print(json.dumps(results_document(results, threshold), ensure_ascii=False))
+    else:
+        print_results(results, threshold)
+    failed = sum(result["error"] is not None for result in results)
+    if failed:
+        print(f"shadematch query: {failed} of {len(results)} photo(s) could not be used", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _register_info(commands: argparse._SubParsersAction) -> None:
@@ -197,6 +207,8 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
     add_bundle_option(p)
     p.add_argument("--queries", required=True, type=Path, help="CSV with columns image,group[,subset]")
     p.add_argument("--batch-size", type=positive_int, default=16, help="photos per model run (default: 16)")
+    p.add_argument("--non-products", type=non_negative_int, default=160, metavar="N", help="generated non-product photos "
+                   "on which 'no matching product' is measured, with a bundle that has a confidence model (default: 160; 0 = skip)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_ocr_option(p)
     add_backend_options(p)
@@ -210,7 +222,7 @@ def _eval(args: argparse.Namespace) -> int:
     queries = read_queries(args.queries)
     ocr = ocr_choice(args)
     with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads, ocr=ocr) as retriever:
-        report = evaluate(retriever, queries, batch_size=args.batch_size, ocr=ocr)
+        report = evaluate(retriever, queries, batch_size=args.batch_size, ocr=ocr, non_products=args.non_products)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -232,6 +244,12 @@ def _eval(args: argparse.Namespace) -> int:
             on = report["subsets"][name]
             print(f"  {name:12} product top-1 on {on['products']['top1']:.4f} / off {sub['products']['top1']:.4f}; "
                   f"mAP@7 on {on['map7']:.4f} / off {sub['map7']:.4f}")
+    gone = report.get("not_found")
+    if gone:
+        print(f"not found (threshold {gone['threshold']:.3f}): {gone['rejected']:.1%} of {gone['non_product_photos']} "
+              f"generated non-product photos answered 'no matching product'; {gone['real_kept']:.1%} of the real photos "
+              f"kept their answer ({gone['right_kept']:.1%} of those answered right; "
+              f"{(gone['wrong_rejected'] or 0):.1%} of the wrong answers turned into 'not found')")
     for line in miss_lines(report):
         print(line)
     return 0

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from .search.label_index import title_matches
 
 if TYPE_CHECKING:
@@ -60,10 +61,21 @@ def result_dict(answer: "Answer", image: str | None = None,
     }
 
 
-def failed_result(image: str, code: str, message: str) -> dict[str, Any]:
+#: The error code of an unusable photo, by kind: checked in order, the most specific first (the kiosk maps each
+#: to its HTTP status).
+IMAGE_ERROR_CODES: tuple[tuple[type[ImageError], str], ...] = (
+    (ImageTooLargeError, "image_too_large"), (UnsupportedImageError, "unsupported_image"), (ImageError, "unreadable_image"),
+)
+
+
+def image_error_code(error: ImageError) -> str:
+    return next(code for kind, code in IMAGE_ERROR_CODES if isinstance(error, kind))
+
+
+def failed_result(image: str, error: ImageError) -> dict[str, Any]:
     """The result of a photo that could not be used (a batch goes on with the others)."""
     return {"image": image, "found": False, "confidence": None, "elapsed_ms": 0.0, "matches": [], "words": [],
-            "error": {"code": code, "message": message}}
+            "error": {"code": image_error_code(error), "message": str(error)}}
 
 
 def results_document(results: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:

@@ -133,7 +133,7 @@ class Retriever:
         descriptors, words = self.describe(images, batch_size=batch_size, ocr=ocr)
         matches = self.search(descriptors, k=k, top=top, distinct=distinct, words=words)
         elapsed_ms = (time.perf_counter() - started) * 1000 / max(1, len(matches))
-        return [Answer(m, w or [], self._found(m), elapsed_ms)
+        return [Answer(m, w or [], self.found(m), elapsed_ms)
                 for m, w in zip(matches, words or [None] * len(matches))]
 
     @property
@@ -141,7 +141,9 @@ class Retriever:
         """The first-match confidence under which a photo is answered "not found" (None: no confidence model)."""
         return self.bundle.confidence.threshold if self.bundle.confidence is not None else None
 
-    def _found(self, matches: list[Match]) -> bool:
+    def found(self, matches: list[Match]) -> bool:
+        """Whether a photo with these matches shows a catalogue product (its first match's confidence reaches the
+        threshold; without a confidence model, whether it has any match)."""
         if not matches:
             return False
         first = matches[0].confidence

@@ -86,7 +86,7 @@ def test_matches_return_the_fields(fields_bundle: Path, capsys: pytest.CaptureFi
     assert list(matches[0].fields) == EXTRA and matches[0].to_dict()["fields"] == by_id[matches[0].id]
     assert main(["query", "--bundle", str(fields_bundle), str(QUERY), "--json"]) == 0
     first = json.loads(capsys.readouterr().out)["results"][0]["matches"][0]
-    assert first["fields"] == by_id[first["id"]]
+    assert first["product"]["fields"] == by_id[first["product"]["id"]]
 
 
 def test_the_kiosk_answers_with_the_fields(fields_bundle: Path) -> None:
@@ -95,7 +95,8 @@ def test_the_kiosk_answers_with_the_fields(fields_bundle: Path) -> None:
         reply = KioskClient(server.url, timeout=60).query(QUERY.read_bytes())
     assert reply.status == 200
     for match in reply.json()["matches"]:
-        assert match["fields"] == _fields(next(row for row in ROWS if row["id"] == match["id"]))
+        product = match["product"]
+        assert product["fields"] == _fields(next(row for row in ROWS if row["id"] == product["id"]))
 
 
 def test_a_catalogue_without_other_columns_writes_rows_as_before(demo_bundle: Path) -> None:

@@ -18,7 +18,8 @@ def test_query_json(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.
     results = json.loads(capsys.readouterr().out)["results"]
     assert [r["image"] for r in results] == [str(demo_queries[0]), str(demo_queries[1])]
     assert all(len(r["matches"]) == 7 for r in results)
-    assert set(results[0]["matches"][0]) == {"id", "title", "score", "stage", "group", "image", "fields"}
+    assert set(results[0]["matches"][0]) == {"rank", "confidence", "score", "stage", "product", "title_read"}
+    assert set(results[0]["matches"][0]["product"]) == {"id", "title", "group", "image", "fields"}
 
 
 def test_query_text_output(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.CaptureFixture[str]) -> None:

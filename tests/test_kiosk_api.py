@@ -76,13 +76,13 @@ def test_query_finds_the_product_like_the_python_api(client: KioskClient, demo_b
     assert reply.status == 200, reply.body
     matches = reply.json()["matches"]
     assert len(matches) == 7 and [m["rank"] for m in matches] == list(range(1, 8))
-    assert matches[0]["group"] == _label(QUERY)
+    assert matches[0]["product"]["group"] == _label(QUERY)
     with Retriever.open(demo_bundle) as retriever:
         expected = retriever.query(QUERY)
-    assert [m["id"] for m in matches] == [m.id for m in expected]
+    assert [m["product"]["id"] for m in matches] == [m.id for m in expected]
     assert [m["stage"] for m in matches] == [m.stage for m in expected]
     assert [m["score"] for m in matches] == pytest.approx([m.score for m in expected], abs=1e-3)
-    assert {m["stage_label"] for m in matches} <= {"visual", "text-refined"}
+    assert [m["confidence"] for m in matches] == pytest.approx([m.confidence for m in expected], abs=1e-3)
 
 
 def test_the_words_read_come_back_and_are_marked_in_the_titles(client: KioskClient) -> None:
@@ -91,8 +91,8 @@ def test_the_words_read_come_back_and_are_marked_in_the_titles(client: KioskClie
     assert "grapefruit" in [w["text"].lower() for w in payload["words"]]
     assert all(len(w["box"]) == 4 for w in payload["words"])
     best = payload["matches"][0]
-    assert best["group"] == "God-Morgon-Orange-Red-Grapefruit-Juice"
-    assert "Grapefruit" in [best["title"][a:b] for a, b in best["title_read"]]
+    assert best["product"]["group"] == "God-Morgon-Orange-Red-Grapefruit-Juice"
+    assert "Grapefruit" in [best["product"]["title"][a:b] for a, b in best["title_read"]]
 
 
 def test_a_kiosk_with_ocr_off_answers_from_the_image_alone(demo_bundle: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_kiosk_with_ocr_off_answers_from_the_image_alone(demo_bundle: Path) ->
         payload = KioskClient(server.url, timeout=60).query(photo.read_bytes(), filename=photo.name).json()
     assert payload["words"] == [] and all(m["title_read"] == [] for m in payload["matches"])
     with Retriever.open(demo_bundle, ocr=False) as retriever:
-        assert [m["id"] for m in payload["matches"]] == [m.id for m in retriever.query(photo)]
+        assert [m["product"]["id"] for m in payload["matches"]] == [m.id for m in retriever.query(photo)]
 
 
 def test_every_demo_query_answers_seven(client: KioskClient, demo_queries: list[Path]) -> None:

@@ -74,9 +74,9 @@ def test_too_many_form_parts_is_said_as_such(client: KioskClient) -> None:
 
 def test_a_catalogue_id_holding_a_slash_gets_its_picture(client: KioskClient) -> None:
     matches = client.query(QUERY.read_bytes()).json()["matches"]
-    assert all("/" in match["id"] for match in matches)
+    assert all("/" in match["product"]["id"] for match in matches)
     for match in matches[:3]:
-        assert match["image_url"] == f"/api/catalog/{quote(match['id'], safe='')}/image"
+        assert match["image_url"] == f"/api/catalog/{quote(match['product']['id'], safe='')}/image"
         picture = client.request("GET", match["image_url"])
         assert picture.status == 200 and picture.headers["content-type"] == "image/jpeg"
     assert client.request("GET", "/api/catalog/shelf/0/iconic-Arla-Standard-Milk/image").status == 200

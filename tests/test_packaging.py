@@ -62,7 +62,7 @@ def test_query_answers_like_the_python_api(executable: Path, demo_bundle: Path, 
         expected = retriever.query_batch(photos)
     assert [r["image"] for r in results] == photos
     for result, matches in zip(results, expected):
-        assert [m["id"] for m in result["matches"]] == [m.id for m in matches]
+        assert [m["product"]["id"] for m in result["matches"]] == [m.id for m in matches]
         assert [m["stage"] for m in result["matches"]] == [m.stage for m in matches]
         assert [m["score"] for m in result["matches"]] == pytest.approx([m.score for m in matches], abs=1e-4)
 

@@ -37,6 +37,9 @@ def test_tune_writes_a_valid_bundle_and_leaves_the_old_one_intact(bundle_copy: P
     assert manifest["descriptor"]["projection"]["shrinkage"] == report.chosen.shrinkage
     assert manifest["labels"]["weight"] == report.chosen.label_weight
     assert manifest["tuned"]["queries"] == 12 and manifest["tuned"]["chosen"]["map7"] == report.chosen.map7
+    # the match confidence is fitted again, now with the store's labelled photos
+    assert manifest["confidence"]["fitted"] == "tune" and manifest["confidence"]["labelled_photos"] == 12
+    assert tuned.confidence is not None and tuned.confidence.dim == tuned.meta.dim
     # what tune measured is what eval then measures on the written bundle
     with Retriever.open(tmp_path / "tuned") as retriever:
         measured = evaluate(retriever, read_queries(DEMO / "queries.csv"))

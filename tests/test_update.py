@@ -155,6 +155,12 @@ def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_
     info = up.manifest["descriptor"]["projection"]
     assert up.manifest["lineage"]["projection"] == "refitted" and info["groups"] == 12 and info["out_dim"] == 11
     assert open_bundle(kept).manifest["descriptor"]["projection"]["rows_added_since_fit"] == 20
+    # the confidence model weighs descriptors: carried while their space is kept, fitted again when refitted
+    part = open_bundle(tmp_path / "part")
+    np.testing.assert_array_equal(open_bundle(kept).confidence.product_weights, part.confidence.product_weights)
+    assert open_bundle(kept).manifest["confidence"] == part.manifest["confidence"]
+    assert up.confidence is not None and up.confidence.dim == 11
+    assert not np.array_equal(up.confidence.product_weights[:5], part.confidence.product_weights[:5])
     # the stored rows are float16: the refitted bundle's rows agree with the build's to that precision
     np.testing.assert_allclose(np.abs(up.index.vectors @ up.index.vectors.T),
                                np.abs(full.index.vectors @ full.index.vectors.T), atol=0.02)

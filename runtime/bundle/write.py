@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..checksums import sha256_file, sha256_files
+from ..confidence.model import CONFIDENCE_FILE, ConfidenceModel
 from ..engines.plans import PlanManifest, sidecar_for
 from ..errors import BackendError, BundleError
 from ..describe.image import load_image
@@ -147,6 +148,7 @@ def write_bundle(
     labels: LabelsToWrite | None = None,
     carried_pictures: Sequence[Path | None] | None = None,
     lineage: dict[str, Any] | None = None,
+    confidence: tuple[ConfidenceModel, dict[str, Any]] | None = None,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
     of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
@@ -155,7 +157,8 @@ def write_bundle(
     ``adaptation`` (an adapted projection's scatter and the rows before projection) lets `tune` re-fit it;
     ``labels`` (the label index, the reading models and the fusion weight) lets queries read the photo's text;
     ``carried_pictures`` (an update) copies rows' pictures from the parent bundle; ``lineage`` (an update) records
-    the parent bundle and what changed."""
+    the parent bundle and what changed; ``confidence`` (an update that keeps the descriptor space) carries the match
+    confidence model with its manifest section."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
     if projection is not None and (projection[0].in_dim, projection[0].out_dim) != (card.feature_dim, index.dim):
@@ -184,6 +187,8 @@ def write_bundle(
         if labels is not None:
             labels.write(tmp)
         write_catalog(items, tmp / layout.CATALOG_FILE)
+        if confidence is not None:
+            confidence[0].save(tmp / CONFIDENCE_FILE)
         if pictures:
             write_pictures(items, tmp / layout.PICTURES_DIR, carried_pictures)
         manifest = {
@@ -214,6 +219,7 @@ def write_bundle(
             "catalog": {"items": len(items), "groups": len({item.group for item in items})},
             "pictures": {"dir": layout.PICTURES_DIR, "side": layout.PICTURE_SIDE} if pictures else None,
             **({"lineage": lineage} if lineage else {}),
+            **({"confidence": confidence[1]} if confidence else {}),
             "files": _file_entries(tmp),
         }
         _write_manifest(tmp, manifest)

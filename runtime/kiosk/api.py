@@ -2,7 +2,8 @@
 
     GET  /                          the page (static/index.html); /static/<name> its CSS and JS
     GET  /api/health                {"status": "ok", ...}: the bundle is loaded and the server answers
-    POST /api/query                 multipart/form-data, photo in the field "image" -> {"matches": [...], "words": [...]}
+    POST /api/query                 multipart/form-data, photo in the field "image" -> one result (runtime.results: found,
+                                    confidence, matches with rank, confidence, stage, product, image_url; words; elapsed_ms)
     GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only (may hold "/")
 
 Every error is JSON ``{"error": {"status", "code", "message"}}`` with a message a person can act on; bad
@@ -25,11 +26,11 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .. import __version__
-from ..errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from ..errors import ImageError
 from ..describe.image import DEFAULT_MAX_PIXELS, load_image
 from ..reading.photos import READ_SIDE
+from ..results import image_error_code, result_dict
 from ..retriever import Answer, Match
-from ..search.label_index import title_matches
 from .pool import Busy, QueryPool, QueryTimeout
 from .live import LiveBundle
 from .upload import UploadError, UploadLimits, read_photo
@@ -39,7 +40,6 @@ log = logging.getLogger("shadematch.kiosk")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: The multipart field that carries the photo.
 IMAGE_FIELD = "image"
-_STAGE_LABELS = {"visual": "visual", "text": "text-refined"}
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,8 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-#: Which 4xx an unusable photo gets: checked in order, the most specific kind first.
-_IMAGE_ERROR_STATUS: tuple[tuple[type[ImageError], int, str], ...] = (
-    (ImageTooLargeError, 413, "image_too_large"),
-    (UnsupportedImageError, 415, "unsupported_image"),
-    (ImageError, 422, "unreadable_image"),
-)
+#: Which 4xx an unusable photo gets, by its error code (runtime.results.image_error_code).
+_IMAGE_ERROR_STATUS = {"image_too_large": 413, "unsupported_image": 415, "unreadable_image": 422}
 
 
 class _KioskRequest(Request):
@@ -152,16 +148,11 @@ class KioskApp:
         except QueryTimeout:
             raise ApiError(504, "timeout", f"no answer within {self.limits.timeout_s:g} s; please try again") from None
         except ImageError as exc:
-            for kind, status, code in _IMAGE_ERROR_STATUS:
-                if isinstance(exc, kind):
-                    raise ApiError(status, code, f"this photo cannot be used: {exc}") from None
-            raise
-        read = [word.text for word in answer.words]
-        return _json(200, {
-            "matches": [self._match_json(rank, match, read) for rank, match in enumerate(answer.matches, start=1)],
-            "words": [word.to_dict() for word in answer.words],
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-        })
+            code = image_error_code(exc)
+            raise ApiError(_IMAGE_ERROR_STATUS[code], code, f"this photo cannot be used: {exc}") from None
+        result = result_dict(answer, name, image_url=_picture_url)
+        result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)  # the whole request, upload included
+        return _json(200, result)
 
     def catalog_image(self, request: Request, item_id: str) -> Response:
         with self.live.use() as served:
@@ -217,16 +208,9 @@ class KioskApp:
         limit_mb = self.limits.max_upload_bytes / (1024 * 1024)
         return _error(413, "upload_too_large", f"the upload is larger than the {limit_mb:g} MB limit")
 
-    @staticmethod
-    def _match_json(rank: int, match: Match, read: list[str]) -> dict[str, Any]:
-        return {
-            "rank": rank, "id": match.id, "title": match.title, "group": match.group,
-            "title_read": [list(span) for span in title_matches(match.title, read)],
-            "score": round(float(match.score), 4), "stage": match.stage,
-            "stage_label": _STAGE_LABELS.get(match.stage, match.stage),
-            "image_url": f"/api/catalog/{quote(match.id, safe='')}/image",
-            "fields": match.fields,
-        }
+
+def _picture_url(match: Match) -> str:
+    return f"/api/catalog/{quote(match.id, safe='')}/image"
 
 
 def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:

@@ -39,7 +39,8 @@ class Served:
         lineage = bundle.manifest.get("lineage") or {}
         return {"name": bundle.path.name, "id": bundle.meta.sha256[:16], "format_version": bundle.meta.version,
                 "items": len(bundle.catalog), "created": bundle.manifest.get("created"),
-                "updates_since_build": lineage.get("updates_since_build", 0), "reads_labels": self.retriever.reads_labels}
+                "updates_since_build": lineage.get("updates_since_build", 0), "reads_labels": self.retriever.reads_labels,
+                "not_found_threshold": self.retriever.threshold}
 
 
 class LiveBundle:

@@ -13,12 +13,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..confidence.nonproducts import non_product_photos
 from ..errors import CatalogError
 from .metrics import average_precision_at_k, mean
 from ..retriever import Match, Retriever
 from .tables import read_table, resolve_path
 
 TOP = 7
+#: Generated non-product photos `eval` measures "not found" on, and their seed (builds use others: export.confidence).
+NON_PRODUCTS = 160
+NON_PRODUCT_SEED = 7
 ABLATION_KS = tuple(range(1, 7))
 #: How many wrong or unscored queries the plain output lists before "and N more".
 SHOWN = 20
@@ -51,11 +55,13 @@ def evaluate(
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
     ocr: bool | None = None,
+    non_products: int = NON_PRODUCTS,
 ) -> dict[str, Any]:
     """Run every query once through the model (and the label reader), then score visual-only, the bundle's k and
     k = 1..6. With OCR on (default: when the bundle reads labels) the report is that of the fused search and
     ``ocr_off`` holds the same figures without the words, from the same model pass. Queries of products not in
-    the catalogue are not run: they are listed in ``not_in_catalog`` (see the module's docstring)."""
+    the catalogue are not run: they are listed in ``not_in_catalog`` (see the module's docstring). With a
+    confidence model, ``not_found`` measures "no matching product" on ``non_products`` generated photos."""
     sizes = Counter(item.group for item in retriever.bundle.catalog)
     unknown = [q for q in queries if not sizes[q.group]]
     queries = [q for q in queries if sizes[q.group]]
@@ -77,9 +83,38 @@ def evaluate(
         report["ocr"] = {"photos_with_text": sum(1 for row in words if row), "label_weight": retriever.bundle.label_weight}
         report["ocr_off"] = {key: off[key] for key in ("map7_visual", "map7", "top1_visual", "top1", "products", "subsets")
                              if key in off}
+    if retriever.bundle.confidence is not None and non_products:
+        report["not_found"] = not_found_figures(retriever, queries, descriptors, words, non_products, batch_size, ocr)
     report["queries_without_catalogue_items"] = report["not_in_catalog_count"] = len(unknown)
     report["not_in_catalog"] = [{"image": str(q.image), "group": q.group} for q in unknown]
     return report
+
+
+def not_found_figures(retriever: Retriever, queries: list[Query], descriptors: np.ndarray, words: list | None,
+                      non_products: int, batch_size: int, ocr: bool | None) -> dict[str, Any]:
+    """How "no matching product" behaves: the share of generated non-product photos (runtime.confidence; a seed no
+    build uses) it answers, by kind, and the share of real queries that keep their answer (all; those answered
+    right; and the share of wrong answers it turns into "not found")."""
+    results = retriever.search(descriptors, words=words)
+    found = np.array([retriever.found(r) for r in results])
+    right = np.array([bool(r) and r[0].group == q.group for q, r in zip(queries, results)])
+    photos = non_product_photos(non_products, NON_PRODUCT_SEED)
+    fake_found = []
+    for start in range(0, len(photos), batch_size):
+        chunk = [image for _, image in photos[start:start + batch_size]]
+        fake_descriptors, fake_words = retriever.describe(chunk, batch_size=batch_size, ocr=ocr)
+        fake_found += [retriever.found(r) for r in retriever.search(fake_descriptors, words=fake_words)]
+    kinds = [kind for kind, _ in photos]
+    rejected = ~np.array(fake_found)
+    return {
+        "threshold": retriever.threshold,
+        "non_product_photos": len(photos),
+        "rejected": round(float(rejected.mean()), 4),
+        "rejected_by_kind": {kind: round(float(rejected[[k == kind for k in kinds]].mean()), 4) for kind in dict.fromkeys(kinds)},
+        "real_kept": round(float(found.mean()), 4),
+        "right_kept": round(float(found[right].mean()), 4) if right.any() else None,
+        "wrong_rejected": round(float((~found[~right]).mean()), 4) if (~right).any() else None,
+    }
 
 
 def score(retriever: Retriever, queries: list[Query], descriptors: np.ndarray, words: list | None,

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const camera = $("camera"), preview = $("preview"), viewerEmpty = $("viewer-empty");
 const startCamera = $("start-camera"), takePhoto = $("take-photo"), fileInput = $("file-input");
-const statusLine = $("status"), errorBox = $("error"), results = $("results");
+const statusLine = $("status"), errorBox = $("error"), results = $("results"), notFound = $("not-found");
 let busy = false;
 
 function showStatus(text) { statusLine.textContent = text; }
@@ -52,31 +52,34 @@ function showWords(words) {
   }));
 }
 
-function card(match) {
+function card(match, found) {
+  const product = match.product;
   const item = document.createElement("li");
-  item.className = "match-card" + (match.rank === 1 ? " best" : "");
-  item.dataset.id = match.id;
-  item.dataset.group = match.group;
+  item.className = "match-card" + (match.rank === 1 && found ? " best" : "");
+  item.dataset.id = product.id;
+  item.dataset.group = product.group;
   item.dataset.stage = match.stage;
   const picture = document.createElement("img");
   picture.src = match.image_url;
-  picture.alt = match.title;
+  picture.alt = product.title;
   picture.loading = "lazy";
   picture.onerror = () => { picture.hidden = true; };
   const rank = document.createElement("span");
   rank.className = "match-rank";
-  rank.textContent = match.rank === 1 ? "Best match" : `#${match.rank}`;
+  rank.textContent = match.rank === 1 && found ? "Best match" : `#${match.rank}`;
   const title = document.createElement("p");
   title.className = "match-title";
-  title.append(...titleWithReadWords(match.title, match.title_read));
+  title.append(...titleWithReadWords(product.title, match.title_read));
   const meta = document.createElement("div");
   meta.className = "match-meta";
   const score = document.createElement("span");
   score.className = "match-score";
-  score.textContent = `score ${match.score.toFixed(3)}`;
+  score.textContent = match.confidence === null ? `score ${match.score.toFixed(3)}`
+    : `${Math.round(match.confidence * 100)}% sure`;
+  score.title = `similarity score ${match.score.toFixed(3)}`;
   const stage = document.createElement("span");
   stage.className = `stage stage-${match.stage}`;
-  stage.textContent = match.stage_label;
+  stage.textContent = match.stage === "visual" ? "visual" : "text-refined";
   stage.title = match.stage === "visual" ? "found by the picture" : "found through the catalogue text of a visual match";
   meta.append(score, stage);
   item.append(rank, picture, title, meta);
@@ -87,6 +90,7 @@ async function search(blob, name) {
   if (busy) return;
   busy = true;
   showError("");
+  notFound.hidden = true;
   results.replaceChildren();
   showWords([]);
   showStatus("Searching…");
@@ -102,9 +106,12 @@ async function search(blob, name) {
       showError(response.status < 500 ? `Sorry, we could not read this photo. ${reason}` : `Sorry: ${reason}`);
       return;
     }
-    results.replaceChildren(...payload.matches.map(card));
+    notFound.hidden = payload.found;
+    results.classList.toggle("nearest", !payload.found);
+    results.replaceChildren(...payload.matches.map((match) => card(match, payload.found)));
     showWords(payload.words);
-    showStatus(`${payload.matches.length} matches`);
+    showStatus(payload.found ? `${payload.matches.length} matches`
+      : `The nearest ${payload.matches.length} items, in case one of them is yours:`);
   } catch (err) {
     showStatus("");
     showError("The kiosk did not answer. Please try again.");
