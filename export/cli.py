@@ -176,7 +176,7 @@ def _update(args: argparse.Namespace) -> int:
 
 
 def register_demo(commands: argparse._SubParsersAction) -> None:
-    p = add_command(commands, "demo", group=CATALOGUE, summary="build the shipped demo catalogue and query it", description="Build a bundle from the small shipped catalogue of real product photos and query it.")
+    p = add_command(commands, "demo", group=CATALOGUE, summary="build the shipped demo catalogue and query it", description="Build a bundle from the small shipped catalogue of real product photos and query it with the shipped shopper photos; it ends by saying where those photos are and how to query the bundle and open the kiosk on it.")
     p.add_argument("--out", type=Path, default=Path("shadematch-demo"), help="where to write the demo bundle (default: ./shadematch-demo)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_backend_options(p)

@@ -1,6 +1,7 @@
 """`shadematch demo`: build a bundle from the shipped demo catalogue and query it with the shipped photos."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from runtime.tools.evaluate import evaluate, read_queries
@@ -37,5 +38,18 @@ def run_demo(out: Path, backend: str = "auto", threads: int | None = None, progr
         + (f"; without reading the labels: top-1 {without['top1']:.2f}, mAP@7 {without['map7']:.3f}" if without else "")
         + "); * marks the right product"
     )
-    print(f"query it yourself: shadematch query --bundle {out} PHOTO.jpg")
+    bundle, photo = _shown(out), _shown(queries[0].image)
+    print(f"\nDemo photos: {_shown(queries[0].image.parent)} (the *_query.jpg files; the others are the catalogue)")
+    print(f"Try: shadematch query --bundle {bundle} {photo}")
+    print(f"Open the kiosk: shadematch kiosk --bundle {bundle}, then http://127.0.0.1:8080")
     return summary
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a shell word: relative to the working directory when it lies below it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        path = path.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.quote(str(path))

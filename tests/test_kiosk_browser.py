@@ -1,13 +1,14 @@
 """The kiosk page as a shopper uses it, in real headless Chromium (Debian's /usr/bin/chromium, driven by
 Playwright): upload a photo -> 7 result cards with the right product first; an unreadable photo -> a
 clear message; the camera path (Chromium's fake camera) -> 7 cards. A screenshot of the results page is
-kept at tests/artifacts/kiosk-results.png."""
+kept at tests/artifacts/kiosk-results.png, and an 800-pixel-wide copy at docs/kiosk.jpg (the README's picture)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from PIL import Image
 
 from runtime import Retriever
 from runtime.kiosk import KioskServer
@@ -16,6 +17,7 @@ from .conftest import DEMO, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "tests" / "artifacts" / "kiosk-results.png"
+README_PICTURE = ROOT / "docs" / "kiosk.jpg"
 QUERY = DEMO / "images" / "yoggi-vanilla-yoghurt_query.jpg"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -72,6 +74,10 @@ def test_upload_shows_seven_cards_with_the_product_first(page: "sync_api.Page", 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     print(f"kiosk results screenshot: {SCREENSHOT}")
+    with Image.open(SCREENSHOT) as shot:
+        small = shot.convert("RGB").resize((800, round(shot.height * 800 / shot.width)), Image.LANCZOS)
+    README_PICTURE.parent.mkdir(exist_ok=True)
+    small.save(README_PICTURE, quality=55, optimize=True)  # about 90 KB
 
 
 def test_unreadable_photo_shows_a_clear_message(page: "sync_api.Page") -> None:
