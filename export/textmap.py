@@ -1,4 +1,4 @@
-"""The textual index of Hou, Ji and Wang (2019, eqs. 1-2): TF-IDF vectors of catalogue titles, cosine neighbours.
+"""The textual index of Hou, Ji and Wang (ACM Multimedia 2020, eqs. 1-2): TF-IDF vectors of catalogue titles, cosine neighbours.
 
 Neighbours are found chunk by chunk with sparse products (rows x titles), never a dense N x N matrix, so
 the memory stays bounded by the chunk while the catalogue grows to 500K titles. Within a chunk everything

@@ -1,4 +1,4 @@
-"""runtime.search.two_stage: Algorithm 1 of Hou, Ji and Wang (2019) on hand-made catalogues where every result can be worked out."""
+"""runtime.search.two_stage: Algorithm 1 of Hou, Ji and Wang (ACM Multimedia 2020) on hand-made catalogues where every result can be worked out."""
 from __future__ import annotations
 
 import math

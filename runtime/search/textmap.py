@@ -1,4 +1,4 @@
-"""The textual index of Hou, Ji and Wang (2019): catalogue item -> catalogue items with similar titles.
+"""The textual index of Hou, Ji and Wang (ACM Multimedia 2020): catalogue item -> catalogue items with similar titles.
 
 Stored as CSR arrays (indptr, indices, similarity) in an .npz loaded with allow_pickle=False: compact at
 500K items, memory-mappable in spirit, and safe to open from an untrusted bundle.

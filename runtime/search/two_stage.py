@@ -1,4 +1,4 @@
-"""Two-stage search, Algorithm 1 of Hou, Ji and Wang (2019): a visual top-k, then a visual search restricted to the text
+"""Two-stage search, Algorithm 1 of Hou, Ji and Wang (ACM Multimedia 2020): a visual top-k, then a visual search restricted to the text
 neighbours of those k items, filling the rest of the result list."""
 from __future__ import annotations
 

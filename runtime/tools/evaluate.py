@@ -1,5 +1,5 @@
 """Evaluate a bundle on labelled query photos: mAP@7 visual-only and two-stage, and the k ablation of
-the k table of Hou, Ji and Wang (2019) (share of queries improved / impaired by the refinement).
+the k table of Hou, Ji and Wang (ACM Multimedia 2020) (share of queries improved / impaired by the refinement).
 
 A query whose product is not in the bundle's catalogue cannot be found by any setting: counting it would only
 lower every figure by the share of such queries and hide it. So those queries are left out of every figure and
