@@ -131,4 +131,5 @@ def fit(photos: Photos, reject: float, keep_product: ConfidenceModel | None = No
     first = np.array([draft.confidences(row[0], logit) if row else 0.0 for row, logit in zip(scores, held_out)])
     negatives = first[~is_product]
     threshold = float(np.quantile(negatives, reject)) if len(negatives) else 0.5
-    return ConfidenceModel(weights, bias, draft.match_coef, draft.match_bias, min(max(threshold, 0.0), 1.0)), first
+    threshold = round(min(max(threshold, 0.0), 1.0), 6)  # as the manifest records it: the file and the record agree
+    return ConfidenceModel(weights, bias, draft.match_coef, draft.match_bias, threshold), first

@@ -4,7 +4,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from runtime.results import result_dict
 from runtime.tools.evaluate import evaluate, read_queries
+from runtime.tools.plain import print_results
 from runtime.retriever import Retriever
 
 from .build import BuildOptions, build_bundle
@@ -23,20 +25,16 @@ def run_demo(out: Path, backend: str = "auto", threads: int | None = None, progr
     queries = read_queries(DEMO_QUERIES)
     with Retriever.open(out, backend=backend, threads=threads) as retriever:
         answers = retriever.answer([q.image for q in queries])
-        for query, answer in zip(queries, answers):
-            print(f"\n{query.image.name}  (shows {query.group})")
-            if answer.words:
-                print("  read on the label: " + " ".join(word.text for word in answer.words))
-            for rank, match in enumerate(answer.matches, start=1):
-                mark = "*" if match.group == query.group else " "
-                print(f"  {rank}. {mark} {match.score:6.3f}  [{match.stage:6}]  {match.group}  ({match.id})")
+        # the same output as `shadematch query`, each photo named with the product it shows
+        print_results([result_dict(answer, f"{query.image.name} (shows {query.group})")
+                       for query, answer in zip(queries, answers)], retriever.threshold)
         summary = evaluate(retriever, queries)
     without = summary.get("ocr_off", {})
     print(
         f"\n{summary['queries']} queries: top-1 {summary['top1']:.2f}, mAP@7 two-stage {summary['map7']:.3f} "
         f"(visual only {summary['map7_visual']:.3f}"
         + (f"; without reading the labels: top-1 {without['top1']:.2f}, mAP@7 {without['map7']:.3f}" if without else "")
-        + "); * marks the right product"
+        + ")"
     )
     bundle, photo = _shown(out), _shown(queries[0].image)
     print(f"\nDemo photos: {_shown(queries[0].image.parent)} (the *_query.jpg files; the others are the catalogue)")

@@ -26,11 +26,28 @@ def test_query_text_output(demo_bundle: Path, demo_queries: list[Path], capsys: 
     photo = DEMO / "images" / "god-morgon-orange-red-grapefruit-juice_query.jpg"  # its label reads "grapefruit"
     assert main(["query", "--bundle", str(demo_bundle), str(photo), "--top", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == str(photo) and lines[1].startswith("  read: ") and "grapefruit" in lines[1]
-    assert len(lines) == 6 and "[visual]" in lines[2]
+    # a headline that names the product and how sure it is, the words read, a table, then a legend
+    assert lines[0].startswith(f"{photo}: God Morgon Orange Red Grapefruit Juice") and "confidence" in lines[0]
+    assert lines[1].startswith("      read on the photo: ") and "grapefruit" in lines[1]
+    assert lines[2].split() == ["#", "sure", "score", "stage", "product", "(id)"]
+    assert [line.split()[0] for line in lines[3:7]] == ["1", "2", "3", "4"] and "visual" in lines[3]
+    legend = "\n".join(lines[8:])
+    assert "sure: the calibrated probability" in legend and "no matching product" in legend
+    assert "a lower score may rank higher" in legend and "text = " in legend
     assert main(["query", "--bundle", str(demo_bundle), str(photo), "--top", "4", "--ocr", "off"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 5 and "[visual]" in lines[1]
+    assert lines[1].split()[0] == "#" and len([line for line in lines if line[:4].strip().isdigit()]) == 4
+
+
+def test_query_goes_on_past_an_unusable_photo(demo_bundle: Path, demo_queries: list[Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    photos = [str(demo_queries[0]), str(tmp_path / "missing.jpg"), str(demo_queries[1])]
+    assert main(["query", "--bundle", str(demo_bundle), *photos]) == 1
+    captured = capsys.readouterr()
+    headlines = [line for line in captured.out.splitlines() if line.startswith(tuple(photos))]
+    assert len(headlines) == 3 and "cannot be used" in headlines[1] and "no such file" in headlines[1]
+    assert "cannot be used" not in headlines[0] + headlines[2]
+    assert captured.err.strip() == "shadematch query: 1 of 3 photo(s) could not be used"
 
 
 def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,7 +102,9 @@ def test_unreadable_photo_is_one_line(demo_bundle: Path, tmp_path: Path, capsys:
     photo = tmp_path / "photo.jpg"
     photo.write_text("this is not a jpeg")
     assert main(["query", "--bundle", str(demo_bundle), str(photo)]) == 1
-    assert "not a recognised image file" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "not a recognised image file" in captured.out.splitlines()[0] and "Traceback" not in captured.err
+    assert captured.err.strip() == "shadematch query: 1 of 1 photo(s) could not be used"
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

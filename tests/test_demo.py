@@ -14,8 +14,8 @@ def test_demo_builds_queries_and_reports(tmp_path: Path, capsys: pytest.CaptureF
 
     summary = run_demo(tmp_path / "demo", threads=2, progress=False)
     out = capsys.readouterr().out
-    assert "built" in out and "[visual]" in out and "[text  ]" in out
-    assert out.count("_query.jpg  (shows ") == 12
+    assert "built" in out and " visual  " in out and " text  " in out
+    assert out.count("_query.jpg (shows ") == 12 and "sure: the calibrated probability" in out  # query's own output
     assert summary["queries"] == 12
     # Two-stage search must not do worse than the visual ranking on the demo (it is the method's point).
     assert summary["map7"] >= summary["map7_visual"]

@@ -70,7 +70,8 @@ def test_upload_shows_seven_cards_with_the_product_first(page: "sync_api.Page", 
     assert set(stages) <= {"visual", "text-refined"} and stages[0] == expected[0].stage.replace("text", "text-refined")
     # Every card's catalogue picture arrived and decoded.
     page.wait_for_function("[...document.querySelectorAll('.match-card img')].every(i => i.complete && i.naturalWidth > 0)")
-    assert page.locator("#error").is_hidden()
+    assert page.locator("#error").is_hidden() and page.locator("#not-found").is_hidden()
+    assert "% sure" in first.locator(".match-score").inner_text()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     print(f"kiosk results screenshot: {SCREENSHOT}")
@@ -80,13 +81,30 @@ def test_upload_shows_seven_cards_with_the_product_first(page: "sync_api.Page", 
     small.save(README_PICTURE, quality=55, optimize=True)  # about 90 KB
 
 
+def test_a_photo_of_no_product_gets_the_not_found_panel_and_the_nearest_items(page: "sync_api.Page", demo_bundle: Path,
+                                                                            tmp_path: Path) -> None:
+    from runtime.confidence import non_product_photos
+
+    with Retriever.open(demo_bundle) as retriever:
+        wall = next(image for _, image in non_product_photos(16, seed=31) if not retriever.answer([image])[0].found)
+    wall.save(tmp_path / "wall.png")
+    page.set_input_files("#file-input", str(tmp_path / "wall.png"))
+    panel = page.locator("#not-found")
+    panel.wait_for(state="visible")
+    assert "could not find this product" in panel.inner_text()
+    cards = page.locator(".match-card")
+    cards.nth(6).wait_for()
+    assert cards.count() == 7 and page.locator(".match-card.best").count() == 0
+    assert "nearest" in page.locator("#status").inner_text()
+
+
 def test_unreadable_photo_shows_a_clear_message(page: "sync_api.Page") -> None:
     broken = QUERY.read_bytes()[:2000]
     page.set_input_files("#file-input", files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": broken}])
     message = page.locator(".error-message")
     message.wait_for(state="visible")
     assert "could not read this photo" in message.inner_text() and "truncated" in message.inner_text()
-    assert page.locator(".match-card").count() == 0
+    assert page.locator(".match-card").count() == 0 and page.locator("#not-found").is_hidden()
 
 
 def test_camera_capture_shows_seven_cards(page: "sync_api.Page") -> None:

@@ -89,4 +89,4 @@ class ConfidenceModel:
 
     def section(self, fitted: dict[str, Any]) -> dict[str, Any]:
         """The manifest's ``confidence`` section: the file, the threshold and how both were fitted."""
-        return {"file": CONFIDENCE_FILE, "threshold": round(float(self.threshold), 6), **fitted}
+        return {"file": CONFIDENCE_FILE, "threshold": float(self.threshold), **fitted}
