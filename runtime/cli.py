@@ -127,9 +127,11 @@ def _query(args: argparse.Namespace) -> int:
         print(json.dumps(results_document(results, threshold), ensure_ascii=False))
     else:
         print_results(results, threshold)
-    failed = sum(result["error"] is not None for result in results)
-    if failed:
-        print(f"shadematch query: {failed} of {len(results)} photo(s) could not be used", file=sys.stderr)
+    failed = [result["error"]["message"] for result in results if result["error"] is not None]
+    for message in failed:  # one line each on stderr too, for scripts that read only that
+        print(f"shadematch query: {message}", file=sys.stderr)
+    if failed and len(results) > 1:
+        print(f"shadematch query: {len(failed)} of {len(results)} photos could not be used", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -162,6 +164,11 @@ def _info(args: argparse.Namespace) -> int:
     print("labels      " + (f"{_shown(labels, 'products')} products indexed by {_shown(labels, 'words_read')} words read on "
                              f"their images and their titles ({_shown(labels, 'grams')} 3-grams), weight {_shown(labels, 'weight')}"
                              if labels else "none (queries answer from the image alone; rebuild with --ocr on to read labels)"))
+    confidence = manifest.get("confidence")
+    print("not found   " + (f"under confidence {_shown(confidence, 'threshold')}, fitted by {_shown(confidence, 'fitted')} on "
+                             f"{_shown(confidence, 'views')} store-like views, {_shown(confidence, 'labelled_photos')} "
+                             f"labelled photos and {_shown(confidence, 'non_products')} generated non-product photos"
+                             if isinstance(confidence, dict) else "never (no confidence model: rebuild to get one)"))
     print(f"backend     {bundle.backend}")
     lineage = manifest.get("lineage")
     if isinstance(lineage, dict):

@@ -16,6 +16,7 @@ from .describe.image import ImageSource
 from .errors import ShadematchError
 from .reading.photos import decode_photos, describe_and_read
 from .reading.reader import LabelReader, Word
+from .results import result_dict
 from .search.fusion import TextEvidence
 from .search.two_stage import Hit, two_stage_search
 
@@ -59,8 +60,6 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """This answer in the documented result shape (runtime.results, schema/result.schema.json)."""
-        from .results import result_dict
-
         return result_dict(self)
 
 
