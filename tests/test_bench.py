@@ -70,7 +70,7 @@ def test_bench_reports_no_text_stage_for_the_imagenet_trunk(tmp_path: Path, caps
 
     from .conftest import DEMO, MODEL
 
-    build_bundle(DEMO / "catalog.csv", tmp_path / "imagenet", BuildOptions(model=MODEL, progress=False))
+    build_bundle(DEMO / "catalog.csv", tmp_path / "imagenet", BuildOptions(model=MODEL, progress=False, calibration=None))
     assert main(["bench", "--bundle", str(tmp_path / "imagenet"), "--json", "--repeats", "2", "--threads", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["bundle"]["model"] == MODEL.stem

@@ -35,14 +35,14 @@ def test_bad_rows_abort_with_line_numbers_and_leave_nothing(tmp_path: Path) -> N
     catalog = _catalog(tmp_path, ["x1,missing.jpg,A title,g", f"x2,{_corrupt_image(tmp_path)},Broken,g"])
     out = tmp_path / "bundle"
     with pytest.raises(CatalogError, match=r"line 8: image not found"):
-        build_bundle(catalog, out, BuildOptions(progress=False))
+        build_bundle(catalog, out, BuildOptions(progress=False, calibration=None))
     assert not out.exists()
     assert not list(tmp_path.glob(".bundle.tmp-*"))
 
 
 def test_skip_bad_reports_every_skipped_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     catalog = _catalog(tmp_path, ["x1,missing.jpg,A title,g", f"x2,{_corrupt_image(tmp_path)},Broken,g"])
-    report = build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, skip_bad=True))
+    report = build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, calibration=None, skip_bad=True))
     assert report.items == 6 and report.skipped == 2
     err = capsys.readouterr().err
     assert "line 8: image not found" in err and "line 9:" in err and "truncated" in err
@@ -51,21 +51,21 @@ def test_skip_bad_reports_every_skipped_row(tmp_path: Path, capsys: pytest.Captu
 
 def test_existing_bundle_is_kept_unless_forced_and_survives_a_failed_rebuild(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False))
+    build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False, calibration=None))
     before = (out / "manifest.json").read_bytes()
     with pytest.raises(BundleError, match="already exists"):
-        build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False))
+        build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False, calibration=None))
     broken = _catalog(tmp_path, ["x1,missing.jpg,A title,g"])
     with pytest.raises(CatalogError):
-        build_bundle(broken, out, BuildOptions(progress=False, overwrite=True))
+        build_bundle(broken, out, BuildOptions(progress=False, calibration=None, overwrite=True))
     assert (out / "manifest.json").read_bytes() == before
     open_bundle(out)
 
 
 def test_forced_rebuild_replaces_the_bundle(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False))
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, overwrite=True))
+    build_bundle(_catalog(tmp_path, []), out, BuildOptions(progress=False, calibration=None))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, overwrite=True))
     assert len(open_bundle(out).catalog) == 24
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -79,7 +79,7 @@ def test_model_whose_card_does_not_match_is_refused(tmp_path: Path) -> None:
     with open(model, "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelCardError, match="sha256 does not match"):
-        build_bundle(_catalog(tmp_path, []), tmp_path / "b", BuildOptions(progress=False, model=model))
+        build_bundle(_catalog(tmp_path, []), tmp_path / "b", BuildOptions(progress=False, calibration=None, model=model))
 
 
 def test_the_tests_know_the_default_model() -> None:
@@ -94,8 +94,8 @@ def test_skip_bad_skips_undecodable_and_overlong_rows(tmp_path: Path, capsys: py
     catalog = _catalog(tmp_path, ["x1,images/a.jpg,A,g,surplus"])
     catalog.write_bytes(catalog.read_bytes() + "x2,images/b.jpg,Cr\u00e8me,g\n".encode("latin-1"))
     with pytest.raises(CatalogError, match="line 8: more fields than the header has; line 9: not UTF-8 text"):
-        build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False))
-    report = build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, skip_bad=True, pictures=False))
+        build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, calibration=None))
+    report = build_bundle(catalog, tmp_path / "bundle", BuildOptions(progress=False, calibration=None, skip_bad=True, pictures=False))
     assert report.items == 6 and report.skipped == 2
     err = capsys.readouterr().err
     assert "line 8: more fields than the header has" in err and "line 9: not UTF-8 text (byte 0xe8)" in err

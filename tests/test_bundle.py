@@ -169,7 +169,7 @@ def test_a_bundle_without_labels_answers_from_the_image_alone(tmp_path: Path, de
     from runtime.errors import ShadematchError
     from runtime.retriever import Retriever
 
-    build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, pictures=False, ocr=False))
+    build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, pictures=False, ocr=False))
     bundle = open_bundle(tmp_path / "b")
     assert bundle.labels is None and bundle.manifest["format_version"] == 2 and "labels" not in bundle.manifest
     assert not any(name.startswith("models/text_") for name in bundle.manifest["files"])

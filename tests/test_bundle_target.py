@@ -18,7 +18,7 @@ from runtime.errors import BundleError  # noqa: E402
 
 from .conftest import DEMO  # noqa: E402
 
-OPTIONS = BuildOptions(progress=False, pictures=False, overwrite=True)
+OPTIONS = BuildOptions(progress=False, calibration=None, pictures=False, overwrite=True)
 
 
 def test_force_never_replaces_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def fields_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("fields")
     out = folder / "bundle"
-    build_bundle(_csv(folder / "catalog.csv", ROWS), out, BuildOptions(progress=False, pictures=False))
+    build_bundle(_csv(folder / "catalog.csv", ROWS), out, BuildOptions(progress=False, calibration=None, pictures=False))
     return out
 
 

@@ -27,7 +27,7 @@ def local_ray():
 
 def test_ray_build_equals_the_single_process_bundle(local_ray, demo_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, ray=True, workers=2, batch_size=5))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, ray=True, workers=2, batch_size=5))
     got, want = open_bundle(out), open_bundle(demo_bundle)
     assert [item.id for item in got.catalog] == [item.id for item in want.catalog]
     np.testing.assert_allclose(got.index.vectors, want.index.vectors, atol=1e-5)

@@ -24,7 +24,7 @@ def engine_bundle(rtx_plans: dict[str, Path], tmp_path_factory: pytest.TempPathF
 
     out = tmp_path_factory.mktemp("engine-bundle") / "bundle"
     plans = (rtx_plans[VISUAL], rtx_plans[f"{VISUAL}@7.5"])
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, engines=plans))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, engines=plans))
     return out
 
 
@@ -71,7 +71,7 @@ def test_plan_of_another_model_is_refused_and_nothing_is_written(rtx_plans: dict
     from export.build import BuildOptions, build_bundle
 
     with pytest.raises(BundleError, match="was built from another model .*east_lite0.*not the bundle's manet_lite0"):
-        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, engines=(rtx_plans["east_lite0"],)))
+        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, engines=(rtx_plans["east_lite0"],)))
     assert not (tmp_path / "b").exists()
 
 
@@ -82,7 +82,7 @@ def test_plan_that_does_not_match_its_sidecar_is_refused(rtx_plans: dict[str, Pa
     shutil.copy(sidecar_for(rtx_plans[VISUAL]), tmp_path)
     Path(plan).write_bytes(Path(plan).read_bytes()[:-1] + b"\0")
     with pytest.raises(BundleError, match="checksum does not match its manifest"):
-        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, engines=(Path(plan),)))
+        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, engines=(Path(plan),)))
 
 
 def _edit_manifest(bundle: Path, edit) -> None:

@@ -34,7 +34,7 @@ def slashed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     catalogue = tmp_path_factory.mktemp("slashed") / "catalog.csv"
     catalogue.write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
     out = catalogue.parent / "bundle"
-    build_bundle(catalogue, out, BuildOptions(progress=False))
+    build_bundle(catalogue, out, BuildOptions(progress=False, calibration=None))
     return out
 
 

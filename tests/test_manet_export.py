@@ -60,7 +60,7 @@ def test_bundle_with_the_manet_model_answers(manet_checkpoint: Path, tmp_path: P
     from runtime import Retriever
 
     model = export_manet_model(manet_checkpoint, tmp_path / "engines", size=128)
-    build_bundle(DEMO / "catalog.csv", tmp_path / "bundle", BuildOptions(model=model, progress=False))
+    build_bundle(DEMO / "catalog.csv", tmp_path / "bundle", BuildOptions(model=model, progress=False, calibration=None))
     with Retriever.open(tmp_path / "bundle", threads=2) as retriever:
         item = retriever.bundle.catalog[0]
         matches = retriever.query(item.image)

@@ -58,7 +58,7 @@ def test_impossible_dimensions_are_clear_errors(dims: int, message: str) -> None
 @pytest.fixture(scope="module")
 def projected_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("projected") / "bundle"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, projection="pca", reduce_dim=16, pictures=False,
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, projection="pca", reduce_dim=16, pictures=False,
                                                        ocr=False))
     return out
 
@@ -66,7 +66,7 @@ def projected_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("plain") / "bundle"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, projection="none", pictures=False, ocr=False))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, projection="none", pictures=False, ocr=False))
     return out
 
 
@@ -103,5 +103,5 @@ def test_a_projection_that_does_not_fit_the_index_is_refused(projected_bundle: P
 
 def test_more_dims_than_catalogue_rows_is_refused_before_extraction(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="--reduce-dim 30: .*fewer dims than catalogue rows \\(24\\)"):
-        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, projection="pca", reduce_dim=30))
+        build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, projection="pca", reduce_dim=30))
     assert not (tmp_path / "b").exists()

@@ -95,7 +95,7 @@ def test_shipped_int8_manet_is_the_quantised_default_model() -> None:
 def test_int8_bundle_answers_the_demo_queries_as_the_float32_one(demo_bundle: Path, demo_queries: list[Path],
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "int8"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, precision="int8", ocr=False, pictures=False))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, precision="int8", ocr=False, pictures=False))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["name"] == "manet_lite0_int8"
     with Retriever.open(out) as int8, Retriever.open(demo_bundle, ocr=False) as fp32:

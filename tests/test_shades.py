@@ -22,7 +22,7 @@ PRODUCTS = 16
 def shades(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("shades")
     catalogue = make_shade_catalogue(folder / "data", products=PRODUCTS, photos_per_product=2, seed=0)
-    build_bundle(catalogue.catalog_csv, folder / "bundle", BuildOptions(progress=False, pictures=False))
+    build_bundle(catalogue.catalog_csv, folder / "bundle", BuildOptions(progress=False, calibration=None, pictures=False))
     return catalogue, folder / "bundle"
 
 

@@ -66,7 +66,7 @@ def test_resuming_with_another_catalogue_is_refused(rows, tmp_path: Path) -> Non
 
 def test_build_with_workers_matches_a_single_process_build(demo_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, workers=2, work_dir=tmp_path / "work"))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, workers=2, work_dir=tmp_path / "work"))
     assert len(list((tmp_path / "work").glob("shard-*.npz"))) == 1
     np.testing.assert_allclose(open_bundle(out).index.vectors, open_bundle(demo_bundle).index.vectors, atol=1e-5)
 

@@ -40,7 +40,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("update")
     rest = [row for row in ROWS if row["group"] not in HELD]
     held = [row for row in ROWS if row["group"] in HELD]
-    options = BuildOptions(progress=False, projection="none")
+    options = BuildOptions(progress=False, calibration=None, projection="none")
     build_bundle(_csv(folder / "part.csv", rest), folder / "part", options)
     build_bundle(_csv(folder / "full.csv", rest + held), folder / "full", options)
     _csv(folder / "add.csv", held)
@@ -82,7 +82,7 @@ def test_removed_rows_never_come_back(bundles, tmp_path: Path, demo_queries: lis
 
 def test_an_hnsw_bundle_is_extended_not_rebuilt(tmp_path: Path, demo_queries: list[Path]) -> None:
     rest = [row for row in ROWS if row["group"] not in HELD]
-    options = BuildOptions(progress=False, projection="none", pictures=False, ocr=False,
+    options = BuildOptions(progress=False, calibration=None, projection="none", pictures=False, ocr=False,
                            index=IndexParams(exact_below=1, M=8, ef_construction=40))
     build_bundle(_csv(tmp_path / "part.csv", rest), tmp_path / "part", options)
     (tmp_path / "gone.txt").write_text(rest[0]["id"] + "\n" + rest[3]["id"] + "\n")
@@ -147,7 +147,7 @@ def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_
     build_bundle(_csv(tmp_path / "part.csv", rest), tmp_path / "part", BuildOptions(progress=False, pictures=False))
     held = _csv(tmp_path / "add.csv", [row for row in ROWS if row["group"] in HELD])
     build_bundle(_csv(tmp_path / "full.csv", rest + [r for r in ROWS if r["group"] in HELD]), tmp_path / "full",
-                 BuildOptions(progress=False, pictures=False))
+                 BuildOptions(progress=False, calibration=None, pictures=False))
     update_bundle(tmp_path / "part", tmp_path / "up", add=held, options=OPTIONS)
     kept = tmp_path / "kept"
     update_bundle(tmp_path / "part", kept, add=held, options=UpdateOptions(progress=False, refit=False))
