@@ -173,7 +173,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
 
 
 def add_confidence(bundle: Path, images: Sequence[tuple[Path, str]], calibration: CalibrationOptions,
-                   threads: int | None = None, labelled: Sequence[tuple[Path, str]] = ()) -> None:
+                   threads: int | None = None, labelled: Sequence[tuple[Path, str | None]] = ()) -> None:
     """Fit the finished bundle's confidence model (export.confidence; ``labelled`` store photos too, for `tune`)
     and add it, atomically, to the bundle."""
     with Retriever.open(bundle, backend="onnxruntime", threads=threads) as retriever:

@@ -6,8 +6,9 @@ of products, each with its known product; generated photos (runtime.confidence.n
 Both go through the finished bundle exactly as a shopper's photo would (label reading included), so the scores
 are the ones queries will see. The product-ness classifier's outputs for these photos are cross-fitted (each
 photo scored by a classifier that did not see it), so the match model and the threshold are fitted on honest
-values, not on memorised ones. `tune` refits the match model on a store's labelled photos, which are harder than
-views: confidences then follow what that store's photos really get.
+values, not on memorised ones. `tune` fits the model again with a store's labelled photos: those of catalogue
+products are harder than views, so confidences follow what that store's photos really get; those of products the
+catalogue does not hold are the real "not found" cases, which generated photos only stand in for.
 """
 from __future__ import annotations
 
@@ -76,10 +77,11 @@ def catalogue_images(bundle: Bundle) -> list[tuple[Path, str]]:
 
 
 def calibrate(retriever: Retriever, images: Sequence[tuple[Path, str]], options: CalibrationOptions = CalibrationOptions(),
-              labelled: Sequence[tuple[Path, str]] = ()) -> tuple[ConfidenceModel, dict[str, Any]]:
+              labelled: Sequence[tuple[Path, str | None]] = ()) -> tuple[ConfidenceModel, dict[str, Any]]:
     """The confidence model of the bundle ``retriever`` serves, from its catalogue ``images`` (path, product),
-    generated non-product photos and ``labelled`` store photos (path, product; `tune`'s), with what to record in
-    the manifest."""
+    generated non-product photos and ``labelled`` store photos (`tune`'s: path and product, None for a photo of a
+    product the catalogue does not hold, which then teaches "not found" as the generated photos do), with what to
+    record in the manifest."""
     rng = np.random.default_rng(options.seed)
     chosen = np.sort(rng.permutation(len(images))[:options.rows])
     size = max(retriever.bundle.card.input.height, retriever.bundle.card.input.width)
@@ -89,37 +91,34 @@ def calibrate(retriever: Retriever, images: Sequence[tuple[Path, str]], options:
         views += store_like_views(str(path), options.views, size, options.seed + VIEW_SEED_OFFSET, int(row))
         groups += [group] * options.views
     products = Photos.run(retriever, views, groups)
-    if labelled:
+    if labelled:  # photos of products not in the catalogue join the non-products (their group is None)
         products = products.join(Photos.run(retriever, [path for path, _ in labelled], [g for _, g in labelled]))
     fakes = [image for _, image in non_product_photos(options.non_products, options.seed + NEGATIVE_SEED_OFFSET)]
     photos = products.join(Photos.run(retriever, fakes, [None] * len(fakes)))
     model, first = fit(photos, options.reject)
     is_product = np.array([g is not None for g in photos.groups])
     info = {
-        "fitted": "tune" if labelled else "build", "labelled_photos": len(labelled), "views": len(views), "catalog_images": int(len(chosen)), "non_products": len(fakes),
+        "fitted": "tune" if labelled else "build", "labelled_photos": len(labelled),
+        "labelled_not_in_catalog": sum(group is None for _, group in labelled), "views": len(views),
+        "catalog_images": int(len(chosen)), "non_products": len(fakes),
         "seed": options.seed, "reject_target": options.reject,
-        "views_kept": round(float((first[is_product] >= model.threshold).mean()), 4),
+        "products_kept": round(float((first[is_product] >= model.threshold).mean()), 4),
         "non_products_rejected": round(float((first[~is_product] < model.threshold).mean()), 4),
     }
     return model, info
 
 
-def fit(photos: Photos, reject: float, keep_product: ConfidenceModel | None = None
-        ) -> tuple[ConfidenceModel, np.ndarray]:
-    """Fit product-ness (or keep ``keep_product``'s), the match model and the threshold on ``photos``; also the
-    first-match confidence of each photo (cross-fitted product-ness), which the threshold was chosen on."""
+def fit(photos: Photos, reject: float) -> tuple[ConfidenceModel, np.ndarray]:
+    """Fit product-ness, the match model and the threshold on ``photos``; also the first-match confidence of each
+    photo (cross-fitted product-ness), which the threshold was chosen on."""
     is_product = np.array([g is not None for g in photos.groups])
-    if keep_product is None:
-        classifier = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced")
-        folds = min(FOLDS, int(is_product.sum()), int((~is_product).sum()))
-        if folds < 2:
-            raise ValueError("the confidence model needs at least 2 product and 2 non-product photos")
-        held_out = cross_val_predict(classifier, photos.descriptors, is_product, cv=folds, method="decision_function")
-        classifier.fit(photos.descriptors, is_product)
-        weights, bias = classifier.coef_[0].astype(np.float32), float(classifier.intercept_[0])
-    else:
-        weights, bias = keep_product.product_weights, keep_product.product_bias
-        held_out = keep_product.product_logit(photos.descriptors)
+    classifier = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced")
+    folds = min(FOLDS, int(is_product.sum()), int((~is_product).sum()))
+    if folds < 2:
+        raise ValueError("the confidence model needs at least 2 product and 2 non-product photos")
+    held_out = cross_val_predict(classifier, photos.descriptors, is_product, cv=folds, method="decision_function")
+    classifier.fit(photos.descriptors, is_product)
+    weights, bias = classifier.coef_[0].astype(np.float32), float(classifier.intercept_[0])
     scores = [[m.score for m in row] for row in photos.matches]
     features = np.array([(s, logit) for row, logit in zip(scores, held_out) for s in row], dtype=np.float64)
     right = np.array([m.group == g for row, g in zip(photos.matches, photos.groups) for m in row])

@@ -121,9 +121,10 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
             table.append(_score(setting, descriptors, index, bundle, queries, groups, sizes, words))
         chosen = _best(table, current)
     _write(bundle, out, chosen, current, projection, rows, len(queries), queries_csv, overwrite)
-    # the match confidence follows the store's own photos (and the chosen projection's space)
-    known = [(q.image, q.group) for q in queries if q.group in sizes]
-    add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(), threads, known)
+    # the confidence follows the store's own photos (and the chosen projection's space); photos of products the
+    # catalogue does not hold teach "not found" (measured: benchmarks/grocery/README.md, "No matching product")
+    labelled = [(q.image, q.group if q.group in sizes else None) for q in queries]
+    add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(), threads, labelled)
     return TuneReport(Path(out), len(queries), chosen, current, table)
 
 
