@@ -98,6 +98,34 @@ def test_a_photo_of_no_product_gets_the_not_found_panel_and_the_nearest_items(pa
     assert "nearest" in page.locator("#status").inner_text()
 
 
+def test_cards_show_the_catalogue_s_own_columns(browser: "sync_api.Browser", tmp_path: Path) -> None:
+    import csv
+
+    from export.build import BuildOptions, build_bundle
+
+    with open(DEMO / "catalog.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    catalogue = tmp_path / "catalog.csv"
+    with open(catalogue, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "image", "title", "group", "price", "shade"])
+        writer.writeheader()
+        writer.writerows({**row, "image": str(DEMO / row["image"]), "price": f"{len(row['id'])},95 kr",
+                          "shade": "<b>No. 169</b>"} for row in rows)
+    build_bundle(catalogue, tmp_path / "bundle", BuildOptions(progress=False, calibration=None, pictures=False))
+    with KioskServer(Retriever.open(tmp_path / "bundle"), port=0, workers=1) as server:
+        page = browser.new_page()
+        page.goto(server.start().url)
+        page.set_input_files("#file-input", str(QUERY))
+        first = page.locator(".match-card").first
+        first.wait_for()
+        fields = first.locator(".match-fields")
+        price = next(f"{len(row['id'])},95 kr" for row in rows if row["id"] == first.get_attribute("data-id"))
+        assert fields.locator("dt").all_inner_texts() == ["price", "shade"]
+        # shown as text, never as markup
+        assert fields.locator("dd").all_inner_texts() == [price, "<b>No. 169</b>"] and fields.locator("b").count() == 0
+        page.close()
+
+
 def test_unreadable_photo_shows_a_clear_message(page: "sync_api.Page") -> None:
     broken = QUERY.read_bytes()[:2000]
     page.set_input_files("#file-input", files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": broken}])

@@ -52,6 +52,22 @@ function showWords(words) {
   }));
 }
 
+// The catalogue's own columns (price, shade, SKU...), as text: a kiosk shows them, it does not follow links.
+function productFields(fields) {
+  const names = Object.keys(fields || {});
+  if (!names.length) return [];
+  const list = document.createElement("dl");
+  list.className = "match-fields";
+  for (const name of names) {
+    const term = document.createElement("dt");
+    term.textContent = name;
+    const value = document.createElement("dd");
+    value.textContent = fields[name];
+    list.append(term, value);
+  }
+  return [list];
+}
+
 function card(match, found) {
   const product = match.product;
   const item = document.createElement("li");
@@ -82,7 +98,7 @@ function card(match, found) {
   stage.textContent = match.stage === "visual" ? "visual" : "text-refined";
   stage.title = match.stage === "visual" ? "found by the picture" : "found through the catalogue text of a visual match";
   meta.append(score, stage);
-  item.append(rank, picture, title, meta);
+  item.append(rank, picture, title, ...productFields(product.fields), meta);
   return item;
 }
 
