@@ -26,6 +26,7 @@ from runtime.bundle.adaptation import load_adaptation
 from runtime.bundle.write import derive_bundle
 from runtime.describe.embedder import Embedder
 from runtime.describe.projection import Projection
+from runtime.errors import CatalogError
 from runtime.reading.photos import decode_photos, describe_and_read
 from runtime.reading.reader import LabelReader
 from runtime.search.fusion import TextEvidence
@@ -90,6 +91,17 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
         else:
             raw_queries = embedder.embed([q.image for q in queries])
     weight = bundle.label_weight if words is not None else None
+    groups = [bundle.products[row] for row in range(len(bundle.catalog))]
+    sizes = Counter(groups)
+    # photos of products the catalogue lacks are scored by no setting (as `eval` leaves them out); they only teach
+    # the confidence model "not found" (below)
+    labelled = [(q.image, q.group if q.group in sizes else None) for q in queries]
+    known = [i for i, q in enumerate(queries) if q.group in sizes]
+    if not known:
+        raise CatalogError(f"{queries_csv}: none of the queries shows a product of the bundle's catalogue: their group "
+                           "column must name the catalogue's groups")
+    queries, raw_queries = [queries[i] for i in known], raw_queries[known]
+    words = [words[i] for i in known] if words is not None else None
     refit = _refit_source(bundle)
     current_shrinkage = bundle.manifest["descriptor"].get("projection", {}).get("shrinkage") if refit else None
     candidates: list[tuple[float | None, Projection | None, np.ndarray]] = []
@@ -100,8 +112,6 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
         for shrinkage in sorted({*shrinkages, current_shrinkage}):
             projection = adapted_projection(scatter, shrinkage, bundle.projection.out_dim)
             candidates.append((shrinkage, projection, projection.apply(raw_rows)))
-    groups = [bundle.products[row] for row in range(len(bundle.catalog))]
-    sizes = Counter(groups)
     table = []
     for shrinkage, projection, rows in candidates:
         descriptors = projection.apply(raw_queries) if projection is not None else raw_queries
@@ -123,7 +133,6 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
     _write(bundle, out, chosen, current, projection, rows, len(queries), queries_csv, overwrite)
     # the confidence follows the store's own photos (and the chosen projection's space); photos of products the
     # catalogue does not hold teach "not found" (measured: benchmarks/grocery/README.md, "No matching product")
-    labelled = [(q.image, q.group if q.group in sizes else None) for q in queries]
     add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(), threads, labelled)
     return TuneReport(Path(out), len(queries), chosen, current, table)
 

@@ -123,7 +123,12 @@ def test_tune_learns_not_found_from_photos_of_products_the_catalogue_lacks(tmp_p
         writer.writeheader()
         writer.writerows({**row, "image": str(DEMO / row["image"])} for row in rows)
     build_bundle(catalogue, tmp_path / "lacks", BuildOptions(progress=False, pictures=False))
-    tune(tmp_path / "lacks", DEMO / "queries.csv", tmp_path / "tuned", shrinkages=(0.5,), ks=(1,), votes=(10,))
+    report = tune(tmp_path / "lacks", DEMO / "queries.csv", tmp_path / "tuned", shrinkages=(0.5,), ks=(1,), votes=(10,))
     section = open_bundle(tmp_path / "tuned").manifest["confidence"]
+    # it scores the settings on the 11 findable photos only, as eval does
+    with Retriever.open(tmp_path / "tuned") as retriever:
+        measured = evaluate(retriever, read_queries(DEMO / "queries.csv"), non_products=0)
+    assert report.queries == 11 and measured["queries"] == 11 and measured["not_in_catalog_count"] == 1
+    assert measured["map7"] == pytest.approx(report.chosen.map7, abs=1e-6)
     # the photo of the oat milk the catalogue lacks is a real "not found" case; the other 11 are products
     assert section["fitted"] == "tune" and section["labelled_photos"] == 12 and section["labelled_not_in_catalog"] == 1
