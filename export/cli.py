@@ -111,14 +111,20 @@ def register_tune(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_tune)
 
 
+def _bundle_to_change(args: argparse.Namespace, doing: str) -> Path:
+    """The --bundle that tune or update reads; writing the new version over it (--out) needs --force."""
+    bundle = resolve_bundle(args.bundle)
+    if args.out.resolve() == bundle.resolve() and not args.force:
+        raise ShadematchError(f"--out {args.out} is the bundle being {doing}: add --force to replace it")
+    return bundle
+
+
 def _tune(args: argparse.Namespace) -> int:
     try:
         from .tune import print_table, report_json, tune
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    bundle = resolve_bundle(args.bundle)
-    if args.out.resolve() == bundle.resolve() and not args.force:
-        raise ShadematchError(f"--out {args.out} is the bundle being tuned: add --force to replace it")
+    bundle = _bundle_to_change(args, "tuned")
     report = tune(bundle, args.queries, args.out, backend=args.backend, threads=args.threads, overwrite=args.force)
     if args.json:
         print(report_json(report))
@@ -158,9 +164,7 @@ def _update(args: argparse.Namespace) -> int:
         from .update import UpdateOptions, update_bundle
     except ImportError as exc:
         raise _needs_export_extra(exc) from None
-    bundle = resolve_bundle(args.bundle)
-    if args.out.resolve() == bundle.resolve() and not args.force:
-        raise ShadematchError(f"--out {args.out} is the bundle being updated: add --force to replace it")
+    bundle = _bundle_to_change(args, "updated")
     options = UpdateOptions(backend=args.backend or "auto", threads=args.threads, workers=args.workers,
                             skip_bad=args.skip_bad, overwrite=args.force, full_text_map=args.full_text_map,
                             progress=not args.quiet, refit={"auto": None, "on": True, "off": False}[args.refit])
