@@ -27,7 +27,7 @@ from runtime.retriever import Retriever
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
 from .catalog import read_catalog_csv, settle_problems
 from .catalog import CatalogRow
-from .confidence import CalibrationOptions, calibrate
+from .confidence import CalibrationOptions, calibrate, catalogue_images
 from .features import Reads, extract_features
 from .labels import label_index
 from .projection import check_dims, learn_projection
@@ -167,17 +167,20 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         backend=options.bundle_backend, overwrite=options.overwrite, labels=labels,
     )
     if options.calibration is not None:
-        add_confidence(Path(out), [(row.image, row.group) for row in kept], options.calibration, options.threads)
+        add_confidence(Path(out), options.calibration, options.threads, [(row.image, row.group) for row in kept])
     skipped = len(problems) + len(image_problems)
     return BuildReport(Path(out), len(items), skipped, time.perf_counter() - started)
 
 
-def add_confidence(bundle: Path, images: Sequence[tuple[Path, str]], calibration: CalibrationOptions,
-                   threads: int | None = None, labelled: Sequence[tuple[Path, str | None]] = ()) -> None:
-    """Fit the finished bundle's confidence model (export.confidence; ``labelled`` store photos too, for `tune`)
-    and add it, atomically, to the bundle."""
+def add_confidence(bundle: Path, calibration: CalibrationOptions, threads: int | None = None,
+                   images: Sequence[tuple[Path, str]] | None = None,
+                   labelled: Sequence[tuple[Path, str | None]] = ()) -> None:
+    """Fit the finished bundle's confidence model (export.confidence) and add it, atomically, to the bundle.
+    ``images``: the catalogue images to make views of (default: the bundle's own, catalogue_images); ``labelled``:
+    store photos too, for `tune`."""
     with Retriever.open(bundle, backend="onnxruntime", threads=threads) as retriever:
-        model, info = calibrate(retriever, images, calibration, labelled)
+        views_of = catalogue_images(retriever.bundle) if images is None else images
+        model, info = calibrate(retriever, views_of, calibration, labelled)
     derive_bundle(bundle, bundle, {CONFIDENCE_FILE: model.save},
                   lambda manifest: manifest.update(confidence=model.section(info)), overwrite=True)
 

@@ -71,8 +71,9 @@ class Photos:
 
 def catalogue_images(bundle: Bundle) -> list[tuple[Path, str]]:
     """(image, product) of each catalogue row of an opened bundle: its carried picture where it has one (the
-    catalogue's own files may have stayed on the machine that built it), else the image path it was built from."""
-    return [(bundle.picture(row) or Path(bundle.catalog[row].image), bundle.products[row])
+    catalogue's own files may have stayed on the machine that built it), else the image path it was built from
+    (relative to the bundle; an absolute one stays as it is, as bench reads it)."""
+    return [(bundle.picture(row) or bundle.path / bundle.catalog[row].image, bundle.products[row])
             for row in range(len(bundle.catalog))]
 
 

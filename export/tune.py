@@ -36,7 +36,7 @@ from runtime.tools.evaluate import Query, read_queries
 from runtime.tools.metrics import average_precision_at_k, mean
 
 from .build import add_confidence
-from .confidence import CalibrationOptions, catalogue_images
+from .confidence import CalibrationOptions
 from .projection import adapted_projection
 
 SHRINKAGES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
@@ -133,7 +133,7 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
     _write(bundle, out, chosen, current, projection, rows, len(queries), queries_csv, overwrite)
     # the confidence follows the store's own photos (and the chosen projection's space); photos of products the
     # catalogue does not hold teach "not found" (measured: benchmarks/grocery/README.md, "No matching product")
-    add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(), threads, labelled)
+    add_confidence(Path(out), CalibrationOptions(), threads, labelled=labelled)
     return TuneReport(Path(out), len(queries), chosen, current, table)
 
 

@@ -43,7 +43,7 @@ from runtime.search.index import VisualIndex
 from .adapt import store_like_views
 from .build import add_confidence, describe_rows, read_titles
 from .catalog import CatalogRow, read_catalog_csv, settle_problems
-from .confidence import CalibrationOptions, catalogue_images
+from .confidence import CalibrationOptions
 from .features import Reads
 from .labels import label_index
 from .projection import learn_adapted_projection
@@ -235,8 +235,7 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
     )
     lap("write")
     if bundle.confidence is not None and refitted is not None:
-        add_confidence(Path(out), catalogue_images(open_bundle(out, verify=False)), CalibrationOptions(),
-                       options.threads)
+        add_confidence(Path(out), CalibrationOptions(), options.threads)
         lap("confidence")
     return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
                         lineage["index"], lineage["text_map"], time.perf_counter() - started,
