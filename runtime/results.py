@@ -30,7 +30,7 @@ STAGE_LABELS = {"visual": "looks like it", "text": "title related to the best vi
 def match_dict(rank: int, match: "Match", read: list[str], image_url: str | None = None) -> dict[str, Any]:
     """One match: rank, calibrated confidence, similarity score, stage, the product and which title words were read."""
     product = {"id": match.id, "title": match.title, "group": match.group, "image": match.image,
-               "fields": dict(getattr(match, "fields", None) or {})}
+               "fields": dict(match.fields)}
     out: dict[str, Any] = {
         "rank": rank,
         "confidence": None if match.confidence is None else round(float(match.confidence), 4),

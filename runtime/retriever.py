@@ -26,8 +26,8 @@ class Match:
     """One result: the catalogue item, its similarity to the photo, which stage found it ("visual": the first-stage
     top-k; "text": the text-refined second stage) and ``confidence``, the bundle's calibrated probability that it is
     the photo's product (None for a bundle without a confidence model). The list is ordered by the search (the
-    product vote and the text stage may put a lower score above a higher one), not by score. ``fields``: the catalogue CSV's other
-    columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""
+    product vote and the text stage may put a lower score above a higher one), not by score. ``fields``: the
+    catalogue CSV's other columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""
 
     id: str
     title: str

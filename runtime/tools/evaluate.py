@@ -16,6 +16,7 @@ import numpy as np
 from ..confidence.nonproducts import non_product_photos
 from ..errors import CatalogError
 from .metrics import average_precision_at_k, mean
+from .plain import shorten
 from ..retriever import Match, Retriever
 from .tables import read_table, resolve_path
 
@@ -26,8 +27,6 @@ NON_PRODUCT_SEED = 7
 ABLATION_KS = tuple(range(1, 7))
 #: How many wrong or unscored queries the plain output lists before "and N more".
 SHOWN = 20
-#: Characters of a catalogue title in those lines (the demo's titles are paragraphs).
-TITLE_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ def miss_lines(report: dict[str, Any], shown: int = SHOWN) -> list[str]:
     if report["wrong"]:
         lines.append(f"wrong at top-1 ({len(report['wrong'])} of {report['queries']}):")
         lines += [f"  {w['image']}: expected {w['group']}, answered "
-                  + (f"{w['answer']['group']} ({_short(w['answer']['title'])})" if w["answer"] else "nothing")
+                  + (f"{w['answer']['group']} ({shorten(w['answer']['title'])})" if w["answer"] else "nothing")
                   for w in report["wrong"][:shown]]
         lines += _more(len(report["wrong"]), shown)
     if report["not_in_catalog"]:
@@ -194,10 +193,6 @@ def miss_lines(report: dict[str, Any], shown: int = SHOWN) -> list[str]:
         lines += [f"  {q['image']}: {q['group']}" for q in report["not_in_catalog"][:shown]]
         lines += _more(report["not_in_catalog_count"], shown)
     return lines
-
-
-def _short(title: str) -> str:
-    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 def _more(count: int, shown: int) -> list[str]:

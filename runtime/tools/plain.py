@@ -9,8 +9,9 @@ from ..results import STAGE_LABELS
 TITLE_WIDTH = 60
 
 
-def _shorten(text: str, width: int = TITLE_WIDTH) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+def shorten(text: str, width: int = TITLE_WIDTH) -> str:
+    """A title cut to ``width`` characters for a line of text (query's table, eval's misses)."""
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
 def _percent(value: float | None) -> str:
@@ -27,7 +28,7 @@ def headline(result: dict[str, Any], threshold: float | None) -> str:
     first = result["matches"][0]
     if result["found"]:
         sure = f", confidence {first['confidence']:.0%}" if first["confidence"] is not None else ""
-        return f"{image}: {_shorten(first['product']['title'])}{sure}"
+        return f"{image}: {shorten(first['product']['title'])}{sure}"
     return (f"{image}: no matching product (the best match's confidence {first['confidence']:.0%} is under the "
             f"bundle's threshold {threshold:.0%}); the nearest items:")
 
@@ -35,7 +36,7 @@ def headline(result: dict[str, Any], threshold: float | None) -> str:
 def match_line(match: dict[str, Any]) -> str:
     fields = "  ".join(f"{name}={value}" for name, value in match["product"]["fields"].items())
     return (f"  {match['rank']:>2}  {_percent(match['confidence'])}  {match['score']:6.3f}  {match['stage']:<6}  "
-            f"{_shorten(match['product']['title'])}  ({match['product']['id']})" + (f"  {fields}" if fields else ""))
+            f"{shorten(match['product']['title'])}  ({match['product']['id']})" + (f"  {fields}" if fields else ""))
 
 
 def print_results(results: list[dict[str, Any]], threshold: float | None, out: Callable[[str], None] = print) -> None:
