@@ -102,3 +102,25 @@ def test_bench_compare_refuses_a_folder_that_is_not_a_checkout(demo_bundle: Path
     code = main(["bench", "--bundle", str(demo_bundle), "--compare", str(demo_bundle), "--reference-code", str(tmp_path)])
     assert code != 0
     assert "not a shadematch checkout" in capsys.readouterr().err
+
+
+def test_batch_ceiling_script_measures_every_figure_on_the_same_photos(demo_bundle: Path, tmp_path: Path) -> None:
+    """benchmarks/bench/batch_ceiling.py (the bound on batch 32 / batch 1 quoted in benchmarks/bench/README.md)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ceiling.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench" / "batch_ceiling.py"
+    subprocess.run([sys.executable, str(script), "--bundle", str(demo_bundle), "--rounds", "1", "--threads", "1",
+                    "--queries", str(Path(__file__).resolve().parents[1] / "export" / "demo" / "images"),
+                    "--out", str(out)], check=True, capture_output=True, cwd=script.parents[2])
+    [result] = json.loads(out.read_text())
+    assert result["photos"] == 32 and result["rounds"] == 1
+    rates = result["photos_per_s"]
+    assert set(rates) == {"batch 1", "batch 32", "model alone, photo by photo", "model alone, one run of 32",
+                          "model alone, 1 thread x 2"}
+    assert all(rate > 0 for rate in rates.values())
+    # The ceiling is the fastest model-alone rate over batch 1; whole queries also decode and pool, so batch 1
+    # is slower than the model alone photo by photo.
+    assert rates["batch 1"] < rates["model alone, photo by photo"]
+    assert result["ceiling_over_batch1"] >= rates["model alone, photo by photo"] / rates["batch 1"] - 0.01

@@ -5,8 +5,8 @@ and interleaved over rounds (the machine's speed drifts by 20% within minutes), 
 
 - ``batch 1``: whole queries (decode, preprocess, visual model, SR-MAC, search), one photo per call;
 - ``batch 32``: the same photos in one `Retriever.query_batch` call;
-- ``model alone, 2 threads``: the visual model at batch 1 on the bundle's own session (all threads, spinning);
-- ``model alone, 2 threads, one run of 32``: the visual model on all 32 photos in one call;
+- ``model alone, photo by photo``: the visual model at batch 1 on the bundle's own session (all threads, spinning);
+- ``model alone, one run of 32``: the visual model on all 32 photos in one call;
 - ``model alone, 1 thread x 2``: two single-thread runs side by side (how `query_batch` runs the model).
 
 Every batch still has to decode, preprocess and pool each photo, so it cannot exceed the fastest of the
@@ -31,7 +31,7 @@ from runtime.backends import open_backend
 from runtime.retriever import Retriever
 
 BATCH = 32
-MODEL_ALONE = ("model alone, 2 threads", "model alone, 2 threads, one run of 32", "model alone, 1 thread x 2")
+MODEL_ALONE = ("model alone, photo by photo", "model alone, one run of 32", "model alone, 1 thread x 2")
 FIGURES = ("batch 1", "batch 32", *MODEL_ALONE)
 
 
@@ -57,8 +57,8 @@ def measure(bundle: Path, queries: Path, rounds: int, threads: int) -> dict:
     work = {
         "batch 1": lambda: [retriever.query_batch([p]) for p in feed],
         "batch 32": lambda: retriever.query_batch(feed, batch_size=BATCH),
-        "model alone, 2 threads": lambda: [retriever.backend.run({name: inputs[i:i + 1]}) for i in range(BATCH)],
-        "model alone, 2 threads, one run of 32": lambda: retriever.backend.run({name: inputs}),
+        "model alone, photo by photo": lambda: [retriever.backend.run({name: inputs[i:i + 1]}) for i in range(BATCH)],
+        "model alone, one run of 32": lambda: retriever.backend.run({name: inputs}),
         "model alone, 1 thread x 2": model_two_single_thread_runs,
     }
     for run in work.values():  # warm-up: sessions, arenas, worker threads
