@@ -3,6 +3,7 @@ inside the bundle, symbolic links are not followed; a seeded fuzz of manifests f
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import random
@@ -11,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from runtime.bundle import MANIFEST, open_bundle
+from runtime.bundle import MANIFEST, layout, open_bundle
 from runtime.cli import main
 from runtime.errors import BundleError
 
@@ -101,6 +102,42 @@ def test_fuzzed_manifests_give_bundle_errors_or_open(bundle_copy: Path, capsys: 
             assert main(["info", "--bundle", str(bundle_copy), *extra]) in (0, 1)
         capsys.readouterr()
     assert refused > 100 and opened + refused == 300
+
+
+def test_a_derived_bundle_that_replaces_its_source_links_its_files_and_rewrites_only_its_writers(
+        bundle_copy: Path, tmp_path: Path) -> None:
+    """`build` adds its confidence model and `tune` its settings this way: a 500K bundle (~5 GB) must not be copied
+    and hashed again for a small file. A writer replaces its file; it never writes through the link into the old one."""
+    from runtime.bundle.write import derive_bundle
+
+    vectors, confidence = bundle_copy / layout.VECTORS_FILE, bundle_copy / "confidence.npz"
+    inode = vectors.stat().st_ino
+    kept = tmp_path / "old_confidence.npz"
+    os.link(confidence, kept)  # a second name for the old file: it must keep its bytes
+    old_bytes = kept.read_bytes()
+    derive_bundle(bundle_copy, bundle_copy, {"confidence.npz": lambda path: path.write_bytes(b"new")},
+                  lambda m: m["search"].update(top=5), overwrite=True)
+    assert vectors.stat().st_ino == inode  # linked, not copied
+    assert kept.read_bytes() == old_bytes and confidence.read_bytes() == b"new"
+    manifest = json.loads((bundle_copy / layout.MANIFEST).read_text())
+    assert manifest["files"]["confidence.npz"] == {"bytes": 3, "sha256": hashlib.sha256(b"new").hexdigest()}
+    assert manifest["search"]["top"] == 5 and not list(tmp_path.glob(".bundle.*"))
+    # elsewhere, the new bundle gets copies of its own
+    derive_bundle(bundle_copy, tmp_path / "derived", {}, lambda m: None)
+    assert (tmp_path / "derived" / layout.VECTORS_FILE).stat().st_ino != inode
+
+
+def test_a_file_damaged_before_a_derive_stays_detectable(bundle_copy: Path, tmp_path: Path) -> None:
+    """Unchanged files keep the sha256 their source's manifest records: a derive never blesses a damaged file."""
+    from runtime.bundle.write import derive_bundle
+
+    catalog = bundle_copy / layout.CATALOG_FILE
+    data = bytearray(catalog.read_bytes())
+    data[10] ^= 0x01  # same size, other bytes
+    catalog.write_bytes(bytes(data))
+    derive_bundle(bundle_copy, tmp_path / "derived", {}, lambda m: m["search"].update(top=5))
+    with pytest.raises(BundleError, match="checksum"):
+        open_bundle(tmp_path / "derived")
 
 
 def test_the_writer_checks_its_manifest_with_the_same_type(bundle_copy: Path, tmp_path: Path) -> None:

@@ -253,17 +253,33 @@ def derive_bundle(source: Path, out: Path, writers: dict[str, Callable[[Path], N
     """A new bundle at ``out`` made from the bundle at ``source``: every file copied, the files named in ``writers``
     written anew (each writer gets the path to write), the manifest changed by ``change`` and its checksums
     recomputed. Atomic like every bundle write; ``source`` is never modified (``out`` may be ``source`` itself
-    only with ``overwrite``: the new bundle then replaces it in one rename)."""
+    only with ``overwrite``: the new bundle then replaces it in one rename).
+
+    Why it is cheap: a 500K bundle is ~5 GB, and `build` (its confidence model) and `tune` change a few small
+    files. When the result replaces ``source``, its files are hard links to the old ones (whose directory is
+    removed), not copies; every file no writer touches keeps the sha256 the source's manifest records, so a file
+    already damaged stays detectable instead of being hashed into the new manifest as it is."""
     source = Path(source)
     manifest = json.loads((source / layout.MANIFEST).read_text(encoding="utf-8"))
+    recorded = {name: entry for name, entry in manifest.get("files", {}).items() if name not in writers}
+    in_place = Path(out).resolve() == source.resolve()
     with atomic_directory(out, overwrite) as tmp:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        shutil.copytree(source, tmp, dirs_exist_ok=True, copy_function=_link_or_copy if in_place else shutil.copy2)
         for name, write in writers.items():
+            (tmp / name).unlink(missing_ok=True)  # a link: writing through it would change the source's file
             write(tmp / name)
         change(manifest)
-        manifest["files"] = _file_entries(tmp)
+        manifest["files"] = _file_entries(tmp, recorded)
         _write_manifest(tmp, manifest)
     return Path(out)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link where the file system allows one, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -273,11 +289,18 @@ def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     (folder / layout.MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _file_entries(folder: Path) -> dict[str, dict[str, Any]]:
-    """The manifest's `files`: size and sha256 of every file under ``folder`` but the manifest (hashed side by side)."""
+def _file_entries(folder: Path, recorded: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The manifest's `files`: size and sha256 of every file under ``folder`` but the manifest (hashed side by side).
+    ``recorded``: entries known already (a derived bundle's unchanged files), kept when the size still agrees."""
+    recorded = recorded or {}
     paths = sorted(path for path in folder.rglob("*") if path.is_file() and path != folder / layout.MANIFEST)
-    return {str(path.relative_to(folder)): {"bytes": path.stat().st_size, "sha256": digest}
-            for path, digest in zip(paths, sha256_files(paths))}
+    names = [str(path.relative_to(folder)) for path in paths]
+    known = {name: recorded[name] for name, path in zip(names, paths)
+             if isinstance(recorded.get(name), dict) and recorded[name].get("bytes") == path.stat().st_size}
+    fresh = [(name, path) for name, path in zip(names, paths) if name not in known]
+    hashed = dict(zip((name for name, _ in fresh), sha256_files([path for _, path in fresh])))
+    return {name: known[name] if name in known else {"bytes": path.stat().st_size, "sha256": hashed[name]}
+            for name, path in zip(names, paths)}
 
 
 def _checked_plan(plan: Path, card: ModelCard) -> tuple[Path, PlanManifest]:
