@@ -105,23 +105,28 @@ def _register_query(commands: argparse._SubParsersAction) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .errors import ImageError
+    from .errors import ImageError, at_position
     from .results import failed_result, result_dict, results_document
     from .retriever import Retriever
 
     ocr = ocr_choice(args)
     options = dict(k=args.k, top=args.top, distinct=not args.all_images, ocr=ocr)
+    images = list(args.images)
     with Retriever.open(resolve_bundle(args.bundle), backend=args.backend, threads=args.threads, ocr=ocr) as retriever:
-        try:
-            answers = retriever.answer(list(args.images), **options)
-            results = [result_dict(answer, str(image)) for image, answer in zip(args.images, answers)]
-        except ImageError:  # one photo is unusable: answer the others one by one, and say which failed
-            results = []
-            for image in args.images:
-                try:
-                    results.append(result_dict(retriever.answer([image], **options)[0], str(image)))
-                except ImageError as exc:
-                    results.append(failed_result(str(image), exc))
+        results: list[dict] = []
+        while len(results) < len(images):  # an unusable photo gets its error; the photos after it go on in a batch
+            start = len(results)
+            try:
+                answers = retriever.answer(images[start:], **options)
+            except ImageError as exc:
+                if exc.position is None:
+                    raise
+                bad = start + exc.position
+                answers = retriever.answer(images[start:bad], **options) if bad > start else []
+                results += [result_dict(answer, str(image)) for image, answer in zip(images[start:bad], answers)]
+                results.append(failed_result(str(images[bad]), at_position(exc, bad, len(images))))
+                continue
+            results += [result_dict(answer, str(image)) for image, answer in zip(images[start:], answers)]
         threshold = retriever.threshold
     if args.json:
         print(json.dumps(results_document(results, threshold), ensure_ascii=False))

@@ -6,7 +6,22 @@ class ShadematchError(Exception):
 
 
 class ImageError(ShadematchError):
-    """An image could not be used: unreadable, empty, truncated, too large or of an unsupported format."""
+    """An image could not be used: unreadable, empty, truncated, too large or of an unsupported format.
+
+    Raised for one image of several (see `at_position`), it carries that image's ``position`` (0-based) in the
+    call and ``detail``, the message without the position, so a caller can answer the others and say which failed."""
+
+    position: int | None = None
+    detail: str | None = None
+
+
+def at_position(error: ImageError, position: int, count: int) -> ImageError:
+    """``error`` naming its image's place among ``count``: the same kind, so callers still tell the cases apart (a
+    kiosk answers 415 or 413), with ``position`` and ``detail`` set."""
+    detail = error.detail or str(error)
+    placed = type(error)(f"image {position + 1} of {count}: {detail}")
+    placed.position, placed.detail = position, detail
+    return placed
 
 
 class UnsupportedImageError(ImageError):

@@ -41,14 +41,28 @@ def test_query_text_output(demo_bundle: Path, demo_queries: list[Path], capsys: 
 
 def test_query_goes_on_past_an_unusable_photo(demo_bundle: Path, demo_queries: list[Path], tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    photos = [str(demo_queries[0]), str(tmp_path / "missing.jpg"), str(demo_queries[1])]
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a photo")
+    photos = [str(demo_queries[0]), str(tmp_path / "missing.jpg"), str(demo_queries[1]), str(not_an_image)]
     assert main(["query", "--bundle", str(demo_bundle), *photos]) == 1
     captured = capsys.readouterr()
     headlines = [line for line in captured.out.splitlines() if line.startswith(tuple(photos))]
-    assert len(headlines) == 3 and "cannot be used" in headlines[1] and "no such file" in headlines[1]
+    assert len(headlines) == 4 and "no such file" in headlines[1] and "not a recognised image" in headlines[3]
     assert "cannot be used" not in headlines[0] + headlines[2]
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 2 and "no such file" in errors[0] and errors[1] == "shadematch query: 1 of 3 photos could not be used"
+    # each error names the photo's place among all of them, not within the batch that went on after the first
+    assert errors[0].startswith("shadematch query: image 2 of 4: ") and "no such file" in errors[0]
+    assert errors[1].startswith("shadematch query: image 4 of 4: ") and "not a recognised image" in errors[1]
+    assert errors[2] == "shadematch query: 2 of 4 photos could not be used" and len(errors) == 3
+    # the usable photos get the answers they get without the others
+    assert main(["query", "--bundle", str(demo_bundle), *photos, "--json"]) == 1
+    mixed = json.loads(capsys.readouterr().out)["results"]
+    assert main(["query", "--bundle", str(demo_bundle), photos[0], photos[2], "--json"]) == 0
+    clean = json.loads(capsys.readouterr().out)["results"]
+    assert [r["image"] for r in mixed] == photos and [r["error"] is None for r in mixed] == [True, False, True, False]
+    for got, want in zip((mixed[0], mixed[2]), clean):
+        assert [m["product"]["id"] for m in got["matches"]] == [m["product"]["id"] for m in want["matches"]]
+        assert [m["score"] for m in got["matches"]] == pytest.approx([m["score"] for m in want["matches"]], abs=1e-5)
 
 
 def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:

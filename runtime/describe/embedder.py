@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from ..backends import Backend
-from ..errors import BackendError, ImageError
+from ..errors import BackendError, ImageError, at_position
 from PIL import Image
 
 from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image, prepare
@@ -114,8 +114,7 @@ class Embedder:
             try:
                 prepared.append(self.prepare(source))
             except ImageError as exc:
-                # Same kind (too large, unsupported, ...) so callers can still tell the cases apart.
-                raise type(exc)(f"image {start + offset + 1} of {len(sources)}: {exc}") from None
+                raise at_position(exc, start + offset, len(sources)) from None
         return np.stack(prepared)
 
     def _parallel_backend(self) -> Backend:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..describe.embedder import Embedder
 from ..describe.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, reduced
-from ..errors import ImageError
+from ..errors import ImageError, at_position
 from .reader import LabelReader, Word, product_box
 
 #: JPEGs are decoded with their shorter side at least this long (DCT scaling skips the rest): a 12 MP phone photo
@@ -24,11 +24,11 @@ READ_SIDE = 1600
 def decode_photos(sources: Sequence[ImageSource], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
     """Upright RGB photos at reading resolution; an unusable one raises ImageError naming its position."""
     photos = []
-    for position, source in enumerate(sources, start=1):
+    for position, source in enumerate(sources):
         try:
             photos.append(load_image(source, min_size=READ_SIDE, max_pixels=max_pixels))
         except ImageError as exc:
-            raise type(exc)(f"image {position} of {len(sources)}: {exc}") from None
+            raise at_position(exc, position, len(sources)) from None
     return photos
 
 
