@@ -112,13 +112,15 @@ def test_a_derived_bundle_that_replaces_its_source_links_its_files_and_rewrites_
 
     vectors, confidence = bundle_copy / layout.VECTORS_FILE, bundle_copy / "confidence.npz"
     inode = vectors.stat().st_ino
-    kept = tmp_path / "old_confidence.npz"
-    os.link(confidence, kept)  # a second name for the old file: it must keep its bytes
-    old_bytes = kept.read_bytes()
+    kept = {name: tmp_path / f"old_{name}" for name in ("confidence.npz", layout.MANIFEST)}
+    for name, second in kept.items():
+        os.link(bundle_copy / name, second)  # a second name for the old file: it must keep its bytes
+    old_bytes = {name: second.read_bytes() for name, second in kept.items()}
     derive_bundle(bundle_copy, bundle_copy, {"confidence.npz": lambda path: path.write_bytes(b"new")},
                   lambda m: m["search"].update(top=5), overwrite=True)
     assert vectors.stat().st_ino == inode  # linked, not copied
-    assert kept.read_bytes() == old_bytes and confidence.read_bytes() == b"new"
+    assert {name: second.read_bytes() for name, second in kept.items()} == old_bytes
+    assert confidence.read_bytes() == b"new"
     manifest = json.loads((bundle_copy / layout.MANIFEST).read_text())
     assert manifest["files"]["confidence.npz"] == {"bytes": 3, "sha256": hashlib.sha256(b"new").hexdigest()}
     assert manifest["search"]["top"] == 5 and not list(tmp_path.glob(".bundle.*"))

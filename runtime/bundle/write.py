@@ -270,6 +270,7 @@ def derive_bundle(source: Path, out: Path, writers: dict[str, Callable[[Path], N
             write(tmp / name)
         change(manifest)
         manifest["files"] = _file_entries(tmp, recorded)
+        (tmp / layout.MANIFEST).unlink()  # a link too: the source's manifest must stay as it is until the rename
         _write_manifest(tmp, manifest)
     return Path(out)
 
