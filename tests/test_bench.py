@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,9 +108,6 @@ def test_bench_compare_refuses_a_folder_that_is_not_a_checkout(demo_bundle: Path
 
 def test_batch_ceiling_script_measures_every_figure_on_the_same_photos(demo_bundle: Path, tmp_path: Path) -> None:
     """benchmarks/bench/batch_ceiling.py (the bound on batch 32 / batch 1 quoted in benchmarks/bench/README.md)."""
-    import subprocess
-    import sys
-
     out = tmp_path / "ceiling.json"
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench" / "batch_ceiling.py"
     subprocess.run([sys.executable, str(script), "--bundle", str(demo_bundle), "--rounds", "1", "--threads", "1",
