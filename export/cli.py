@@ -350,6 +350,8 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--head", choices=("linear", "cosine"), default="linear", help="training head: softmax or normalised (cosine) softmax (default: linear)")
     p.add_argument("--pool", choices=("avg", "gem", "srmac"), default="avg", help="pooling before the training head; srmac: the indexed SR-MAC descriptor itself (default: avg)")
     p.add_argument("--label-smoothing", type=unit_float, default=0.0, help="label smoothing of the classification loss (default: 0)")
+    p.add_argument("--margin", type=unit_float, default=0.0, help="additive cosine margin on the own-class logit (CosFace), "
+                   "cosine head only (default: 0)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--until", type=positive_int, default=None, help="stop after this step (checkpointed); run again to "
                    "resume (default: run all --steps)")
@@ -366,6 +368,8 @@ def _train(args: argparse.Namespace) -> int:
         raise _needs_export_extra(exc) from None
     if not args.no_text and args.east is None:
         raise ShadematchError("the text branch needs --east CHECKPOINT (or --no-text)")
+    if args.margin and args.head != "cosine":
+        raise ShadematchError(f"--margin {args.margin} needs --head cosine")
     rows, problems = read_catalog_csv(args.catalog)
     settle_problems(args.catalog, problems, args.skip_bad)
     found = categories_from_groups([row.group for row in rows], [row.id for row in rows])
@@ -376,7 +380,7 @@ def _train(args: argparse.Namespace) -> int:
                          catalogue_views=args.catalogue_views, train_from_block=args.train_from_block,
                          text_scale=args.text_scale, head=args.head, pool=args.pool,
                          backbone_lr_scale=args.backbone_lr_scale,
-                         label_smoothing=args.label_smoothing, fresh_views=args.fresh_views,
+                         label_smoothing=args.label_smoothing, margin=args.margin, fresh_views=args.fresh_views,
                          init_onnx=str(args.init or ""))
     examples = load_examples(rows, labels, max_side=int(args.size * 1.5))
     print(f"{len(examples)} training images in {len(names)} categories "

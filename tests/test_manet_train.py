@@ -95,3 +95,49 @@ def test_fresh_views_with_the_srmac_head_learn_and_are_reproducible(examples, tm
 
     assert len(losses("a")) == 12 and losses("a") == pytest.approx(losses("b"), rel=1e-4)
     assert np.mean(losses("a")[-3:]) < np.mean(losses("a")[:3])
+
+
+def test_the_frozen_prefix_on_onnx_runtime_equals_pytorch() -> None:
+    from export.models.east import build_east
+    from export.models.manet import MANet
+    from export.train.prefix import OnnxPrefix
+
+    torch.manual_seed(0)
+    model = MANet(5, build_east(pretrained=False), pretrained=False, text_scale=0.5).train()  # BatchNorms of the
+    prefix = OnnxPrefix(model, 11, 128)  # backbone and EAST stay in eval mode: the prefix is a fixed function
+    image = torch.rand(4, 3, 128, 128) * 2 - 1
+    with torch.no_grad():
+        expected = model.frozen_prefix(image, 11)
+    for want, got in zip(expected, prefix(image)):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_the_margin_lowers_only_the_own_class_logit() -> None:
+    from export.train.losses import margin_logits
+
+    logits = torch.tensor([[4.0, 2.0, -1.0], [0.5, 3.0, 1.0]])
+    labels = torch.tensor([0, 2])
+    shifted = margin_logits(logits, labels, 0.25, 16.0)
+    assert torch.equal(shifted - logits, torch.tensor([[-4.0, 0.0, 0.0], [0.0, 0.0, -4.0]]))
+    assert torch.nn.functional.cross_entropy(shifted, labels) > torch.nn.functional.cross_entropy(logits, labels)
+    assert margin_logits(logits, labels, 0.0, 16.0) is logits
+
+
+def test_a_margin_needs_the_cosine_head_and_old_runs_still_resume(examples, tmp_path: Path) -> None:
+    from export.train.manet import ManetConfig, train_manet
+
+    torch.set_num_threads(1)
+    found, classes = examples
+    with pytest.raises(ValueError, match="cosine head"):
+        train_manet(found, classes, tmp_path / "linear", ManetConfig(steps=1, margin=0.2, use_text=False))
+    config = ManetConfig(steps=2, batch_size=4, size=96, use_text=False, views=1, catalogue_views=1,
+                         head="cosine", checkpoint_every=1)
+    checkpoint = train_manet(found, classes, tmp_path / "run", config, until=1)
+    state = torch.load(checkpoint, weights_only=True)
+    del state["config"]["margin"]  # as a run checkpointed before the margin existed
+    torch.save(state, checkpoint)
+    train_manet(found, classes, tmp_path / "run", config)
+    assert torch.load(checkpoint, weights_only=True)["step"] == 2
+    with pytest.raises(ValueError, match="another configuration"):
+        train_manet(found, classes, tmp_path / "run", replace(config, steps=3, margin=0.2))

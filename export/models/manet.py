@@ -125,8 +125,13 @@ class SaliencyBranch(nn.Module):
 def text_probability(score: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """EAST's score map (N, 1, H/4, W/4) averaged onto the (h, w) feature grid: the text mask as a probability.
 
-    adaptive_avg_pool2d uses the same bin edges as the runtime's `runtime.reading.detector.text_mask`.
+    adaptive_avg_pool2d uses the same bin edges as the runtime's `runtime.reading.detector.text_mask`. Where the
+    grid divides the map (the usual case), the same mean is an avg_pool2d, which the TorchScript ONNX exporter of
+    the training prefix (`export.train.prefix`) can write without knowing the map's size.
     """
+    height, width = int(score.shape[-2]), int(score.shape[-1])
+    if height % grid[0] == 0 and width % grid[1] == 0:
+        return F.avg_pool2d(score, (height // grid[0], width // grid[1]))
     return F.adaptive_avg_pool2d(score, grid)
 
 
@@ -281,7 +286,8 @@ class MANet(nn.Module):
             x = block(x)
             if i in SALIENCY_TAPS:
                 taps.append(x)
-        grid = (image.shape[-2] // 32, image.shape[-1] // 32)
+        # int(): while ONNX export traces (`export.train.prefix`), shapes are tensors; the sides are fixed per run.
+        grid = (int(image.shape[-2]) // 32, int(image.shape[-1]) // 32)
         if self.east is not None:
             # The frozen EAST never gets a gradient (and the image none through it): the branch is fixed.
             t_prob = text_probability(self.east(self._text_input(image))[0].detach(), grid)
@@ -293,7 +299,8 @@ class MANet(nn.Module):
         """The image EAST sees: resized by ``text_scale``, each side a multiple of 32 (EAST's requirement)."""
         if self.text_scale == 1.0:
             return image
-        size = [max(32, int(round(side * self.text_scale / 32)) * 32) for side in image.shape[-2:]]
+        # int(side): as in `frozen_prefix`, a constant while ONNX export traces.
+        size = [max(32, int(round(int(side) * self.text_scale / 32)) * 32) for side in image.shape[-2:]]
         return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=False)
 
     def attend_from_prefix(self, c8: torch.Tensor, c16: torch.Tensor, x: torch.Tensor, t_prob: torch.Tensor,

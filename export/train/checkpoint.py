@@ -39,12 +39,14 @@ def load_checkpoint(path: Path, device: str = "cpu") -> dict[str, Any]:
     return state
 
 
-def resume(path: Path, config: dict[str, Any], device: str, **modules: Any) -> int:
-    """Load a checkpoint into ``modules`` if it exists; returns the step to continue from (0: fresh start)."""
+def resume(path: Path, config: dict[str, Any], device: str, defaults: dict[str, Any] | None = None,
+           **modules: Any) -> int:
+    """Load a checkpoint into ``modules`` if it exists; returns the step to continue from (0: fresh start).
+    ``defaults``: values of configuration fields added after a checkpoint was written (it was made with them)."""
     if not path.exists():
         return 0
     state = load_checkpoint(path, device)
-    if state["config"] != config:
+    if {**(defaults or {}), **state["config"]} != config:
         raise ValueError(f"{path} was made with another configuration: {state['config']}")
     for name, module in modules.items():
         module.load_state_dict(state[name])

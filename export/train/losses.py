@@ -13,7 +13,7 @@ import torch
 
 from runtime.describe.pooling import MEAN_SLACK
 
-__all__ = ["dice_loss", "binarise_at_mean"]
+__all__ = ["dice_loss", "binarise_at_mean", "margin_logits"]
 
 
 def dice_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -46,3 +46,12 @@ def binarise_at_mean(mask: torch.Tensor) -> torch.Tensor:
     # every value.
     slack = MEAN_SLACK * flat.abs().amax(dim=1, keepdim=True)
     return (flat >= mean - slack).to(mask.dtype if mask.is_floating_point() else torch.float32).reshape(mask.shape)
+
+
+def margin_logits(logits: torch.Tensor, labels: torch.Tensor, margin: float, scale: float) -> torch.Tensor:
+    """A cosine head's logits ``scale * cos`` with ``scale * margin`` taken off each sample's own class (the additive
+    cosine margin of CosFace: Wang et al., CVPR 2018): a training view must be ``margin`` closer to its own
+    product than to any other before the loss lets go, a retrieval loss with a margin rather than a plain softmax."""
+    if margin == 0.0:
+        return logits
+    return logits - scale * margin * torch.nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)

@@ -36,11 +36,12 @@ from ..catalog import CatalogRow
 from ..models.east import build_east
 from ..models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
 from ..models.from_onnx import load_folded, onnx_weights
-from ..models.manet import MANet
+from ..models.manet import COSINE_SCALE, MANet
 from ..text.train import load_trained
 from .augment import photo_augment, store_like
 from .checkpoint import CHECKPOINT, load_checkpoint, resume, save_checkpoint
-from .losses import dice_loss
+from .losses import dice_loss, margin_logits
+from .prefix import OnnxPrefix
 from .saliency import channel_energy, foreground_mask, pseudo_mask_from_product_mask
 
 LOG = "train_log.jsonl"
@@ -77,9 +78,15 @@ class ManetConfig:
     pool: str = "avg"
     head: str = "linear"
     label_smoothing: float = 0.0
+    #: Additive cosine margin on the cosine head's own-class logit (`losses.margin_logits`); 0 = plain softmax.
+    margin: float = 0.0
     seed: int = 0
     checkpoint_every: int = 50
     log_every: int = 10
+
+
+#: Config fields added after runs were checkpointed, with the value those runs had: they still resume.
+ADDED_FIELDS = {"margin": 0.0}
 
 
 @dataclass
@@ -218,6 +225,8 @@ def build_model(num_classes: int, config: ManetConfig, pretrained: bool = True) 
 def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config: ManetConfig,
                 device: str | None = None, until: int | None = None) -> Path:
     """Train (or resume) MANet on cached views; returns the checkpoint path. ``until`` stops early (checkpointed)."""
+    if config.margin and config.head != "cosine":
+        raise ValueError(f"a margin of {config.margin} needs the cosine head, got head {config.head!r}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
     out = Path(out)
@@ -231,7 +240,7 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
         optimizer, max_lr=[config.lr * config.backbone_lr_scale, config.lr], total_steps=config.steps, pct_start=0.1)
     checkpoint = out / CHECKPOINT
     state = {"num_classes": num_classes, **asdict(config)}
-    start = resume(checkpoint, state, device, model=model, optimizer=optimizer, schedule=schedule)
+    start = resume(checkpoint, state, device, defaults=ADDED_FIELDS, model=model, optimizer=optimizer, schedule=schedule)
     stop = min(until or config.steps, config.steps)
     started = time.perf_counter()
     batches = FreshViews(model, examples, config, device) if config.fresh_views else CachedBatches(
@@ -243,7 +252,8 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
             torch.manual_seed(config.seed * 1_000_003 + step)  # dropout as in an uninterrupted run, also after a resume
             prefix, masks, labels = batches.batch(step)
             output = model.forward_from_prefix(*prefix, config.train_from_block)
-            l_cls = F.cross_entropy(output.logits, labels, label_smoothing=config.label_smoothing)
+            logits = margin_logits(output.logits, labels, config.margin, COSINE_SCALE)
+            l_cls = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
             l_dice = dice_loss(output.S, masks) if config.use_saliency else torch.zeros((), device=device)
             loss = l_cls + config.lambda_dice * l_dice  # classification + lambda * eq. 1
             optimizer.zero_grad(set_to_none=True)
@@ -282,8 +292,9 @@ class CachedBatches:
 
 
 class FreshViews:
-    """Batches of new augmented views every step, run through the frozen prefix; images are drawn in the cache's
-    proportions (a catalogue cut-out ``catalogue_views / views`` times as often as a photo)."""
+    """Batches of new augmented views every step, run through the frozen prefix (on ONNX Runtime when training on
+    the CPU: `export.train.prefix`); images are drawn in the cache's proportions (a catalogue cut-out
+    ``catalogue_views / views`` times as often as a photo)."""
 
     kind = "fresh_views_from_images"
 
@@ -293,6 +304,8 @@ class FreshViews:
         weights = np.array([config.catalogue_views / config.views if e.catalogue else 1.0 for e in examples])
         self.weights = weights / weights.sum()
         self.size = len(examples)
+        self.prefix = (OnnxPrefix(model, config.train_from_block, config.size) if device == "cpu"
+                       else lambda image: model.frozen_prefix(image, config.train_from_block))
 
     def batch(self, step: int) -> tuple[Prefix, torch.Tensor, torch.Tensor]:
         cfg = self.config
@@ -300,7 +313,7 @@ class FreshViews:
         views = [(self.examples[i], np.random.default_rng((cfg.seed, step, slot))) for slot, i in enumerate(picks)]
         batch, masks = view_batch(views, self.photos, cfg, self.device)
         with torch.no_grad():
-            prefix = self.model.frozen_prefix(batch, cfg.train_from_block)
+            prefix = self.prefix(batch)
         labels = torch.tensor([self.examples[i].label for i in picks], device=self.device)
         return prefix, masks.to(self.device), labels
 
