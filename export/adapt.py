@@ -105,11 +105,21 @@ def adapt(vectors: np.ndarray, rows: Sequence[CatalogRow], embedder: Embedder | 
     started = time.perf_counter()
     groups = [row.group for row in rows]
     chosen = view_rows(groups, options.views, options.seed) if embedder is not None else np.zeros(0, dtype=np.int64)
-    view_vectors = _view_descriptors(chosen, rows, embedder, options, progress) if len(chosen) else None
+    view_vectors = view_descriptors(chosen, rows, embedder, options, progress) if len(chosen) else None
+    adapted = fit_adapted(vectors, groups, chosen, view_vectors, options)
+    adapted.projection[1]["seconds"] = round(time.perf_counter() - started, 2)
+    return adapted
+
+
+def fit_adapted(vectors: np.ndarray, groups: Sequence[str], chosen: np.ndarray, view_vectors: np.ndarray | None,
+                options: AdaptOptions) -> Adapted:
+    """The adapted projection from raw descriptors ``vectors`` of the catalogue's rows (products ``groups``) and
+    the descriptors ``view_vectors`` (len(chosen), views, D) of the store-like views of rows ``chosen`` (None:
+    no views). Pure: benchmarks refit it from descriptors extracted once."""
     samples, labels = np.asarray(vectors, dtype=np.float32), list(groups)
     if view_vectors is not None:
         samples = np.concatenate([samples, view_vectors.reshape(-1, samples.shape[1])])
-        labels += [groups[row] for row in chosen for _ in range(options.views)]
+        labels += [groups[row] for row in chosen for _ in range(view_vectors.shape[1])]
     sizes = Counter(groups).values()
     # within-product samples: each view, and each image of a product with several; most decide the default shrinkage
     from_views = len(samples) - len(vectors) >= sum(n for n in sizes if n > 1)
@@ -123,12 +133,11 @@ def adapt(vectors: np.ndarray, rows: Sequence[CatalogRow], embedder: Embedder | 
         indexed[chosen] = l2_normalize(indexed[chosen] + view_vectors.sum(axis=1))
     info.update({"views_per_image": options.views if len(chosen) else 0, "images_with_views": int(len(chosen)),
                  "view_averaged_rows": int(len(chosen)) if averaged else 0, "seed": options.seed,
-                 "variation_from": "views" if from_views else "images",
-                 "seconds": round(time.perf_counter() - started, 2)})
+                 "variation_from": "views" if from_views else "images"})
     return Adapted(projection.apply(indexed), (projection, info), scatter, indexed)
 
 
-def _view_descriptors(chosen: np.ndarray, rows: Sequence[CatalogRow], embedder: Embedder, options: AdaptOptions,
+def view_descriptors(chosen: np.ndarray, rows: Sequence[CatalogRow], embedder: Embedder, options: AdaptOptions,
                       progress: bool) -> np.ndarray:
     """(len(chosen), views, D) raw SR-MAC descriptors of the store-like views of the chosen rows."""
     size = max(embedder.card.input.height, embedder.card.input.width)
