@@ -1,0 +1,148 @@
+"""Build- and query-time levers of the unseen-products protocol, each scored on one extraction of descriptors.
+
+For a model and the bundles `run.py` built with it, this extracts once (cached in ``--work``): the raw SR-MAC
+descriptors of both galleries, of the 16 store-like views of every catalogue image (as `build` makes them), and
+of the query photos under a few crops. Each lever is then a different projection, gallery or query descriptor,
+swapped into the built bundle (its text map, catalogue and products unchanged) and scored by `shadematch eval`'s
+own `score` with label reading off: the figures are those of the visual search + vote + Algorithm 1.
+
+Usage: python benchmarks/new_products/levers.py --work WORK --label unseen [--queries-split val]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import PROTOCOLS, RESULTS  # noqa: E402
+from split import write_json_atomic  # noqa: E402
+
+from export.adapt import AdaptOptions, fit_adapted, view_descriptors, view_rows  # noqa: E402
+from export.catalog import read_catalog_csv  # noqa: E402
+from runtime.backends import open_backend  # noqa: E402
+from runtime.bundle.read import open_bundle  # noqa: E402
+from runtime.describe.embedder import Embedder  # noqa: E402
+from runtime.describe.image import prepare  # noqa: E402
+from runtime.describe.pooling import l2_normalize  # noqa: E402
+from runtime.retriever import Retriever  # noqa: E402
+from runtime.search.index import VisualIndex  # noqa: E402
+from runtime.tools.evaluate import read_queries, score  # noqa: E402
+
+VIEWS = 16
+#: Query crops: the card's own (shorter side, centre crop), a closer one, and the whole photo letterboxed.
+CROPS = ("centre", "zoom", "whole")
+
+
+def crop(image: Image.Image, kind: str) -> Image.Image:
+    """The photo as a crop kind sees it, before the card's resize."""
+    if kind == "centre":
+        return image
+    if kind == "zoom":
+        w, h = image.size
+        return image.crop((int(w * 0.1), int(h * 0.1), int(w * 0.9), int(h * 0.9)))
+    side = max(image.size)
+    return ImageOps.pad(image, (side, side), color=(127, 127, 127))
+
+
+def cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
+    if path.is_file():
+        return np.load(path)
+    array = make()
+    np.save(path, array)
+    return array
+
+
+def describe(embedder: Embedder, images: Sequence[Path], kind: str) -> np.ndarray:
+    batch = [prepare(crop(embedder.decode(image), kind), embedder.card.input) for image in images]
+    return np.concatenate([embedder.embed_batch(np.stack(batch[i:i + 16])) for i in range(0, len(batch), 16)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="run.py's work folder")
+    parser.add_argument("--label", default="unseen", help="run.py's label of the bundles (default: unseen)")
+    parser.add_argument("--queries-split", default="val", help="the query photos' split (default: val)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
+    args = parser.parse_args(argv)
+    cache = args.work / "levers" / args.label
+    cache.mkdir(parents=True, exist_ok=True)
+    csv_dir = args.work / "csv"
+    report: dict = {"label": args.label, "queries_split": args.queries_split, "rows": {}}
+    for protocol, catalog in PROTOCOLS.items():
+        bundle = open_bundle(args.work / "bundles" / f"{args.label}-{protocol}", verify=False)
+        backend = open_backend(bundle.model_path, "onnxruntime", threads=2)
+        embedder = Embedder(backend, bundle.card, bundle.levels)
+        rows, _ = read_catalog_csv(csv_dir / catalog)
+        groups = [row.group for row in rows]
+        gallery = cached(cache / f"{protocol}_gallery.npy", lambda: embedder.embed([row.image for row in rows]))
+        options = AdaptOptions(views=VIEWS)
+        chosen = view_rows(groups, VIEWS, options.seed)
+        views = cached(cache / f"{protocol}_views.npy",
+                       lambda: view_descriptors(chosen, rows, embedder, options, False)) if len(chosen) else None
+        retriever = Retriever(bundle, backend)
+        for queries_name in ("unseen", "seen"):
+            queries = read_queries(csv_dir / f"{args.queries_split}_{queries_name}_queries.csv")
+            raw = {kind: cached(cache / f"{protocol}_{queries_name}_{kind}.npy",
+                                lambda kind=kind: describe(embedder, [q.image for q in queries], kind)) for kind in CROPS}
+            for lever, (rows_indexed, projection, query) in levers(gallery, groups, chosen, views, raw).items():
+                variant = dataclasses.replace(bundle, index=VisualIndex.build(rows_indexed), projection=projection,
+                                              confidence=None)  # fitted in the bundle's own space
+                retriever.bundle = variant
+                figures = score(retriever, queries, query, None)
+                packages = figures.get("subsets", {}).get("Packages", {})
+                report["rows"].setdefault(lever, {})[f"{protocol}/{queries_name}"] = {
+                    "map7": round(figures["map7"], 3), "top1": round(figures["top1"], 3),
+                    "packages_top1": round(packages["top1"], 3) if packages else None}
+                print(f"{lever:32s} {protocol}/{queries_name}: map7 {figures['map7']:.3f} top1 {figures['top1']:.3f}",
+                      flush=True)
+        retriever.bundle = bundle
+        backend.close()
+    out = args.results / f"levers_{args.label}_{args.queries_split}.json"
+    write_json_atomic(out, report)
+    print(f"wrote {out}")
+    return 0
+
+
+def levers(gallery: np.ndarray, groups: list[str], chosen: np.ndarray, views: np.ndarray | None,
+           raw: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """{lever: (indexed rows, projection or None, query descriptors in the indexed space)}."""
+    multi = l2_normalize(sum(raw[kind] for kind in CROPS))
+    out = {"no projection": (gallery, None, raw["centre"])}
+    for shrinkage in (None, 0.1, 0.3, 0.5, 0.7, 0.9):
+        adapted = fit_adapted(gallery, groups, chosen, views, AdaptOptions(views=VIEWS, shrinkage=shrinkage))
+        name = "adapted (default)" if shrinkage is None else f"adapted, shrinkage {shrinkage}"
+        projection = adapted.projection[0]
+        query = projection.apply(raw["centre"])
+        out[name] = (adapted.vectors, projection, query)
+        if shrinkage is None:
+            out["adapted + query crops x3"] = (adapted.vectors, projection, projection.apply(multi))
+            out["adapted + zoom crop"] = (adapted.vectors, projection, projection.apply(raw["zoom"]))
+            for k in (1, 3):
+                out[f"adapted + query expansion k={k}"] = (adapted.vectors, projection,
+                                                           expand(query, adapted.vectors, k))
+            out["adapted + database augmentation k=2"] = (expand(adapted.vectors, adapted.vectors, 3),
+                                                          projection, query)
+    return out
+
+
+def expand(vectors: np.ndarray, gallery: np.ndarray, k: int, alpha: float = 3.0) -> np.ndarray:
+    """alpha-weighted query expansion (Radenovic et al., TPAMI 2019): each vector plus its k nearest gallery rows,
+    weighted by similarity**alpha. With the gallery itself as ``vectors`` (k counts the row itself) it is database
+    augmentation."""
+    similarity = vectors @ gallery.T
+    nearest = np.argsort(-similarity, axis=1)[:, :k]
+    weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0.0, None) ** alpha
+    return l2_normalize(vectors + np.einsum("qk,qkd->qd", weights, gallery[nearest]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
