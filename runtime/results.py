@@ -1,6 +1,7 @@
-"""The one shape of a photo's result, shared by `query --json`, the kiosk's API and the Python API's
-``Answer.to_dict()``; runtime/schema/result.schema.json is its JSON Schema for integrators (a test holds the two
-together).
+"""The result types (``Match``, ``Answer``) and the one shape of a photo's result, shared by `query --json`, the
+kiosk's API and the Python API's ``Answer.to_dict()``; runtime/schema/result.schema.json is its JSON Schema for
+integrators (a test holds the two together). Why the types live here: the retriever makes them and this module
+writes them, so both import this one and neither imports the other.
 
 A result says whether the photo shows a catalogue product (``found``) and how sure that is (``confidence``), then
 lists the matches in the search's order: ``rank`` 1 first. The order is the search's, not the score's: the product
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -18,7 +20,7 @@ from .errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from .search.label_index import title_matches
 
 if TYPE_CHECKING:
-    from .retriever import Answer, Match
+    from .reading.reader import Word  # annotations only: the reader loads ONNX Runtime
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "result.schema.json"
 #: Version of the result shape; a change that removes or renames a field bumps it.
@@ -27,7 +29,49 @@ SCHEMA_VERSION = 1
 STAGE_LABELS = {"visual": "looks like it", "text": "title related to the best visual matches"}
 
 
-def match_dict(rank: int, match: "Match", read: list[str], image_url: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Match:
+    """One result: the catalogue item, its similarity to the photo, which stage found it ("visual": the first-stage
+    top-k; "text": the text-refined second stage) and ``confidence``, the bundle's calibrated probability that it is
+    the photo's product (None for a bundle without a confidence model). The list is ordered by the search (the
+    product vote and the text stage may put a lower score above a higher one), not by score. ``fields``: the
+    catalogue CSV's other columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""
+
+    id: str
+    title: str
+    score: float
+    stage: str
+    group: str
+    image: str
+    confidence: float | None = None
+    fields: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a photo gets: the matches, the words read on its label (empty when reading is off), whether it shows a
+    catalogue product at all (``found``: its first match's confidence reaches the bundle's threshold; without a
+    confidence model, whether there is any match) and the milliseconds it took (a batch's time shared equally)."""
+
+    matches: list[Match]
+    words: list[Word]
+    found: bool = True
+    elapsed_ms: float = 0.0
+
+    @property
+    def confidence(self) -> float | None:
+        """The first match's confidence: how sure the answer is as a whole."""
+        return self.matches[0].confidence if self.matches else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """This answer in the documented result shape (runtime.results, schema/result.schema.json)."""
+        return result_dict(self)
+
+
+def match_dict(rank: int, match: Match, read: list[str], image_url: str | None = None) -> dict[str, Any]:
     """One match: rank, calibrated confidence, similarity score, stage, the product and which title words were read."""
     product = {"id": match.id, "title": match.title, "group": match.group, "image": match.image,
                "fields": dict(match.fields)}
@@ -44,8 +88,8 @@ def match_dict(rank: int, match: "Match", read: list[str], image_url: str | None
     return out
 
 
-def result_dict(answer: "Answer", image: str | None = None,
-                image_url: Callable[["Match"], str] | None = None) -> dict[str, Any]:
+def result_dict(answer: Answer, image: str | None = None,
+                image_url: Callable[[Match], str] | None = None) -> dict[str, Any]:
     """A photo's result: ``image`` names the photo (a path, or an upload's file name); ``image_url`` gives a match's
     picture URL where one is served (the kiosk)."""
     read = [word.text for word in answer.words]

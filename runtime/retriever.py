@@ -1,8 +1,8 @@
-"""The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products."""
+"""The public Python API: open a bundle, ask with a photo, get the 7 best catalogue products (``Match`` and
+``Answer``, the result types, live in `runtime.results` and are imported here by their old names)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
@@ -16,51 +16,9 @@ from .describe.image import ImageSource
 from .errors import ShadematchError
 from .reading.photos import decode_photos, describe_and_read
 from .reading.reader import LabelReader, Word
-from .results import result_dict
+from .results import Answer, Match
 from .search.fusion import TextEvidence
 from .search.two_stage import Hit, two_stage_search
-
-
-@dataclass(frozen=True)
-class Match:
-    """One result: the catalogue item, its similarity to the photo, which stage found it ("visual": the first-stage
-    top-k; "text": the text-refined second stage) and ``confidence``, the bundle's calibrated probability that it is
-    the photo's product (None for a bundle without a confidence model). The list is ordered by the search (the
-    product vote and the text stage may put a lower score above a higher one), not by score. ``fields``: the
-    catalogue CSV's other columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""
-
-    id: str
-    title: str
-    score: float
-    stage: str
-    group: str
-    image: str
-    confidence: float | None = None
-    fields: dict[str, str] = field(default_factory=dict, hash=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a photo gets: the matches, the words read on its label (empty when reading is off), whether it shows a
-    catalogue product at all (``found``: its first match's confidence reaches the bundle's threshold; without a
-    confidence model, whether there is any match) and the milliseconds it took (a batch's time shared equally)."""
-
-    matches: list[Match]
-    words: list[Word]
-    found: bool = True
-    elapsed_ms: float = 0.0
-
-    @property
-    def confidence(self) -> float | None:
-        """The first match's confidence: how sure the answer is as a whole."""
-        return self.matches[0].confidence if self.matches else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """This answer in the documented result shape (runtime.results, schema/result.schema.json)."""
-        return result_dict(self)
 
 
 class Retriever:

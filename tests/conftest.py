@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "export" / "demo"
 MODEL = ROOT / "engines" / "efficientnet_lite0_imagenet.onnx"
-#: What `shadematch build` uses by default (export.build.DEFAULT_MODEL; tests/test_build.py checks they agree),
+#: What `shadematch build` uses by default (export.bundle.build.DEFAULT_MODEL; tests/test_build.py checks they agree),
 #: so the model of the demo bundle.
 DEFAULT_MODEL = ROOT / "engines" / "manet_lite0.onnx"
 
@@ -18,7 +18,7 @@ DEFAULT_MODEL = ROOT / "engines" / "manet_lite0.onnx"
 def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle of the 24-item demo catalogue (exact search). Tests must not modify it: copy it first."""
     pytest.importorskip("sklearn")
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "demo"
     build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False))
@@ -45,7 +45,7 @@ def rtx_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.engine_fixtures import needs_rtx, shipped_models
 
     needs_rtx()
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     out = tmp_path_factory.mktemp("plans")
     plans = {}

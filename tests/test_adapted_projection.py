@@ -1,4 +1,4 @@
-"""The descriptor adapted to the catalogue (export.projection, export.adapt): regularised LDA of the products,
+"""The descriptor adapted to the catalogue (export.bundle.projection, export.bundle.adapt): regularised LDA of the products,
 store-like views where a product has one image, and what the bundle records about it."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle  # noqa: E402
-from export.projection import adapted_projection, learn_adapted_projection  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.projection import adapted_projection, learn_adapted_projection  # noqa: E402
 from runtime.bundle.adaptation import load_adaptation  # noqa: E402
 from runtime.bundle import ADAPTATION_FILE, PROJECTION_FILE, open_bundle  # noqa: E402
 from runtime.cli import main  # noqa: E402

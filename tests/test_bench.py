@@ -68,7 +68,7 @@ def test_markdown_marks_a_text_model_inside_the_graph() -> None:
 
 def test_bench_reports_no_text_stage_for_the_imagenet_trunk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("sklearn")
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     from .conftest import DEMO, MODEL
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from export.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.errors import BundleError, CatalogError, ModelCardError  # noqa: E402
 
@@ -83,7 +83,7 @@ def test_model_whose_card_does_not_match_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_tests_know_the_default_model() -> None:
-    from export.build import DEFAULT_MODEL as BUILD_DEFAULT
+    from export.bundle.build import DEFAULT_MODEL as BUILD_DEFAULT
 
     from .conftest import DEFAULT_MODEL
 

@@ -165,7 +165,7 @@ def test_the_label_index_must_cover_the_catalogue(bundle_copy: Path) -> None:
 
 
 def test_a_bundle_without_labels_answers_from_the_image_alone(tmp_path: Path, demo_queries: list[Path]) -> None:
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
     from runtime.errors import ShadematchError
     from runtime.retriever import Retriever
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.cli import main  # noqa: E402
 from runtime.errors import BundleError  # noqa: E402

@@ -1,4 +1,4 @@
-"""export.catalog (catalogue CSV ingestion) and runtime.tools.tables (CSV tables with line-numbered errors)."""
+"""export.bundle.catalog (catalogue CSV ingestion) and runtime.tools.tables (CSV tables with line-numbered errors)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from export.catalog import CatalogRow, Problem, read_catalog_csv, settle_problems
+from export.bundle.catalog import CatalogRow, Problem, read_catalog_csv, settle_problems
 from runtime.errors import CatalogError
 from runtime.tools.tables import read_table, resolve_path
 
@@ -231,7 +231,7 @@ def test_demo_catalogue_reads_cleanly() -> None:
 
 
 def test_duplicate_of_a_rejected_row_is_still_a_duplicate(tmp_path: Path) -> None:
-    from export.catalog import read_catalog_csv
+    from export.bundle.catalog import read_catalog_csv
 
     image = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(image)

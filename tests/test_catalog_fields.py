@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import shadematch
-from export.catalog import read_catalog_csv
+from export.bundle.catalog import read_catalog_csv
 from runtime.bundle import open_bundle
 from runtime.bundle.catalog import CatalogRows, read_catalog
 from runtime.cli import main
@@ -44,7 +44,7 @@ def _csv(path: Path, rows: list[dict[str, str]]) -> Path:
 @pytest.fixture(scope="module")
 def fields_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("sklearn")
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     folder = tmp_path_factory.mktemp("fields")
     out = folder / "bundle"
@@ -119,7 +119,7 @@ def test_malformed_fields_are_a_bundle_error(tmp_path: Path) -> None:
 
 
 def test_update_carries_the_fields_of_added_and_replaced_rows(fields_bundle: Path, tmp_path: Path) -> None:
-    from export.update import UpdateOptions, update_bundle
+    from export.bundle.update import UpdateOptions, update_bundle
 
     part = tmp_path / "part"
     shutil.copytree(fields_bundle, part)
@@ -135,7 +135,7 @@ def test_update_carries_the_fields_of_added_and_replaced_rows(fields_bundle: Pat
 def test_a_titles_csv_keeps_its_other_columns_too(tmp_path: Path) -> None:
     """`build-vectors` and `update --add-vectors` read titles CSVs: their other columns are fields as well."""
     pytest.importorskip("sklearn")
-    from export.build import read_titles
+    from export.bundle.build import read_titles
 
     path = tmp_path / "titles.csv"
     path.write_text("id,title,sku,group,url\na,Milk,S1,g,https://x/a\nb,Juice,,g,\n", encoding="utf-8")

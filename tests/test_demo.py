@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 
 
 def test_demo_builds_queries_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from export.demo import run_demo
+    from export.demo.run import run_demo
 
     summary = run_demo(tmp_path / "demo", threads=2, progress=False)
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Catalogue indexing on Ray (export.distributed): a local Ray instance with 2 workers, merged into one bundle."""
+"""Catalogue indexing on Ray (export.bundle.distributed): a local Ray instance with 2 workers, merged into one bundle."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'shadematch[distributed]')")
 pytest.importorskip("ray.data", reason="ray.data is not installed (pip install 'ray[data]')")
 
-from export.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 
 from .conftest import DEMO  # noqa: E402
@@ -39,9 +39,9 @@ def test_ray_build_equals_the_single_process_bundle(local_ray, demo_bundle: Path
 
 
 def test_ray_reports_bad_images_by_line(local_ray, tmp_path: Path) -> None:
-    from export.catalog import read_catalog_csv
-    from export.build import load_checked_card
-    from export.distributed import extract_on_ray
+    from export.bundle.catalog import read_catalog_csv
+    from export.bundle.build import load_checked_card
+    from export.bundle.distributed import extract_on_ray
     from runtime.describe.pooling import DEFAULT_LEVELS
 
     from .conftest import MODEL

@@ -60,7 +60,7 @@ def test_turing_needs_its_own_plan(rtx_plans: dict[str, Path]) -> None:
 
 def test_hopper_is_not_an_rtx_target(tmp_path: Path) -> None:
     needs_rtx()
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     with pytest.raises(BackendError, match=r"cannot target compute capability 9\.0 \(it knows .*8\.6"):
         build_engine(ENGINES / "east_lite0.onnx", tmp_path, EngineBuildOptions(flavor="rtx", compute_capabilities=("9.0",)))
@@ -87,7 +87,7 @@ def _broken_model(tmp_path: Path) -> Path:
 
 def test_parser_error_names_the_node(tmp_path: Path) -> None:
     needs_rtx()
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     with pytest.raises(EngineError, match=r"cannot parse broken\.onnx: node 1 'mystery_node' \(FrobnicateShade\)"):
         build_engine(_broken_model(tmp_path), tmp_path / "out", EngineBuildOptions(flavor="rtx"))
@@ -96,7 +96,7 @@ def test_parser_error_names_the_node(tmp_path: Path) -> None:
 
 def test_card_must_describe_the_model(tmp_path: Path) -> None:
     needs_rtx()
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
     from runtime.errors import ModelCardError
 
     model = _broken_model(tmp_path)
@@ -112,7 +112,7 @@ def test_full_tensorrt_missing_is_a_clear_error(tmp_path: Path) -> None:
         pytest.skip("full TensorRT is installed here")
     except ImportError:
         pass
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     with pytest.raises(BackendError, match=r"tensorrt is not installed.*shadematch\[gpu\]"):
         build_engine(ENGINES / "east_lite0.onnx", tmp_path, EngineBuildOptions(flavor="tensorrt"))

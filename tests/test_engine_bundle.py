@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def engine_bundle(rtx_plans: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     out = tmp_path_factory.mktemp("engine-bundle") / "bundle"
     plans = (rtx_plans[VISUAL], rtx_plans[f"{VISUAL}@7.5"])
@@ -68,7 +68,7 @@ def test_unlisted_engine_file_is_refused(engine_bundle: Path, tmp_path: Path, rt
 
 
 def test_plan_of_another_model_is_refused_and_nothing_is_written(rtx_plans: dict[str, Path], tmp_path: Path) -> None:
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     with pytest.raises(BundleError, match="was built from another model .*east_lite0.*not the bundle's manet_lite0"):
         build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, engines=(rtx_plans["east_lite0"],)))
@@ -76,7 +76,7 @@ def test_plan_of_another_model_is_refused_and_nothing_is_written(rtx_plans: dict
 
 
 def test_plan_that_does_not_match_its_sidecar_is_refused(rtx_plans: dict[str, Path], tmp_path: Path) -> None:
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     plan = shutil.copy(rtx_plans[VISUAL], tmp_path / rtx_plans[VISUAL].name)
     shutil.copy(sidecar_for(rtx_plans[VISUAL]), tmp_path)

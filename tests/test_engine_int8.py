@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def _build_int8(model: Path, out: Path, count: int):
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     options = EngineBuildOptions(flavor="rtx", precision="int8", max_batch=2, compute_capabilities=("8.6",),
                                  calibration_catalog=DEMO / "catalog.csv", calibration_count=count)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
-from export.catalog import read_catalog_csv, settle_problems
+from export.bundle.catalog import read_catalog_csv, settle_problems
 from runtime import Retriever
 from runtime.errors import ImageError, ShadematchError
 from runtime.tools.evaluate import read_queries

@@ -101,7 +101,7 @@ def test_a_photo_of_no_product_gets_the_not_found_panel_and_the_nearest_items(pa
 def test_cards_show_the_catalogue_s_own_columns(browser: "sync_api.Browser", tmp_path: Path) -> None:
     import csv
 
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     with open(DEMO / "catalog.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

@@ -26,7 +26,7 @@ QUERY = DEMO / "images" / "yoggi-vanilla-yoghurt_query.jpg"
 def slashed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four demo products whose catalogue ids hold '/' (as 'shelf/12/a' ids of a store system would)."""
     pytest.importorskip("sklearn")
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     lines = (DEMO / "catalog.csv").read_text(encoding="utf-8").splitlines()
     rows = [line.split(",", 1) for line in lines[1:9]]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("sklearn")
-from export.update import UpdateOptions, update_bundle  # noqa: E402
+from export.bundle.update import UpdateOptions, update_bundle  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.kiosk.client import KioskClient  # noqa: E402
 

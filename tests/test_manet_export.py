@@ -34,7 +34,7 @@ def manet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_export_writes_contract_card_and_parity(manet_checkpoint: Path, tmp_path: Path) -> None:
-    from export.manet_export import export_manet_model
+    from export.onnx.manet import export_manet_model
     from runtime.backends import open_backend
     from runtime.bundle import sha256_file
 
@@ -55,8 +55,8 @@ def test_export_writes_contract_card_and_parity(manet_checkpoint: Path, tmp_path
 
 
 def test_bundle_with_the_manet_model_answers(manet_checkpoint: Path, tmp_path: Path) -> None:
-    from export.build import BuildOptions, build_bundle
-    from export.manet_export import export_manet_model
+    from export.bundle.build import BuildOptions, build_bundle
+    from export.onnx.manet import export_manet_model
     from runtime import Retriever
 
     model = export_manet_model(manet_checkpoint, tmp_path / "engines", size=128)

@@ -15,7 +15,7 @@ from .conftest import DEMO  # noqa: E402
 
 @pytest.fixture(scope="module")
 def examples():
-    from export.catalog import read_catalog_csv
+    from export.bundle.catalog import read_catalog_csv
     from export.train.categories import categories_from_groups
     from export.train.manet import load_examples
 

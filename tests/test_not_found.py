@@ -1,4 +1,4 @@
-"""A confident "not found": the confidence model a build fits (export.confidence), what queries, eval and the kiosk
+"""A confident "not found": the confidence model a build fits (export.bundle.confidence), what queries, eval and the kiosk
 make of it, and how a bundle without one still answers."""
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_query_says_no_matching_product(demo_bundle: Path, tmp_path: Path, capsy
 
 
 def test_a_bundle_without_a_confidence_model_answers_found(tmp_path: Path, demo_queries: list[Path]) -> None:
-    from export.build import BuildOptions, build_bundle
+    from export.bundle.build import BuildOptions, build_bundle
 
     build_bundle(DEMO / "catalog.csv", tmp_path / "plain", BuildOptions(progress=False, calibration=None, ocr=False))
     assert "confidence" not in open_bundle(tmp_path / "plain").manifest
@@ -110,8 +110,8 @@ def test_a_confidence_model_is_checked_when_read(tmp_path: Path) -> None:
 def test_tune_learns_not_found_from_photos_of_products_the_catalogue_lacks(tmp_path: Path) -> None:
     import csv
 
-    from export.build import BuildOptions, build_bundle
-    from export.tune import tune
+    from export.bundle.build import BuildOptions, build_bundle
+    from export.bundle.tune import tune
 
     with open(DEMO / "catalog.csv", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)

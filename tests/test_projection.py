@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle  # noqa: E402
-from export.projection import learn_projection  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.projection import learn_projection  # noqa: E402
 from runtime.bundle import PROJECTION_FILE, open_bundle  # noqa: E402
 from runtime.errors import BundleError, CatalogError  # noqa: E402
 from runtime.describe.projection import Projection  # noqa: E402

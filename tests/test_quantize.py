@@ -19,8 +19,8 @@ from runtime.retriever import Retriever
 from tests.conftest import DEFAULT_MODEL, DEMO, MODEL
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle, model_at_precision  # noqa: E402
-from export.quantize import quantize_for_cpu  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle, model_at_precision  # noqa: E402
+from export.onnx.quantize import quantize_for_cpu  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_an_int8_model_is_not_quantised_again(trunk_int8: Path) -> None:
 
 
 def test_tensorrt_plans_come_from_the_float32_parent(trunk_int8: Path, tmp_path: Path) -> None:
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     with pytest.raises(EngineError, match="float32 parent"):
         build_engine(trunk_int8, tmp_path, EngineBuildOptions(flavor="rtx"))

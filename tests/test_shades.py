@@ -1,6 +1,6 @@
 """The beauty case the papers are about: look-alike lipsticks told apart only by their printed shade code and name.
 
-A generated catalogue (export.shades: one pack, one colour, 16 shades) is queried with store-like photos at a
+A generated catalogue (export.synthetic.shades: one pack, one colour, 16 shades) is queried with store-like photos at a
 camera's resolution. The visual search cannot tell the packs apart; reading the label can.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle  # noqa: E402
-from export.shades import make_shade_catalogue  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
+from export.synthetic.shades import make_shade_catalogue  # noqa: E402
 from runtime.retriever import Retriever  # noqa: E402
 from runtime.tools.evaluate import evaluate, read_queries  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Sharded, resumable catalogue feature extraction (export.shards) on the demo catalogue."""
+"""Sharded, resumable catalogue feature extraction (export.bundle.shards) on the demo catalogue."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle, load_checked_card  # noqa: E402
-from export.catalog import read_catalog_csv  # noqa: E402
-from export.features import extract_features  # noqa: E402
-from export.shards import ShardOptions, ShardReport, extract_sharded  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle, load_checked_card  # noqa: E402
+from export.bundle.catalog import read_catalog_csv  # noqa: E402
+from export.bundle.features import extract_features  # noqa: E402
+from export.bundle.shards import ShardOptions, ShardReport, extract_sharded  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.describe.embedder import Embedder  # noqa: E402

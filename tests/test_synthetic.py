@@ -1,4 +1,4 @@
-"""The synthetic catalogue at scale (export.synthetic) and bundles built from precomputed vectors."""
+"""The synthetic catalogue at scale (export.synthetic.catalogs) and bundles built from precomputed vectors."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle_from_vectors  # noqa: E402
-from export.synthetic import SynthParams, descriptors, layout, titles, write_synthetic_catalog  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle_from_vectors  # noqa: E402
+from export.synthetic.catalogs import SynthParams, descriptors, layout, titles, write_synthetic_catalog  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402
 from runtime.cli import main  # noqa: E402
 from runtime.errors import CatalogError  # noqa: E402

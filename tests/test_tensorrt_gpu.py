@@ -39,7 +39,7 @@ def _gpu_library():
 @pytest.fixture(scope="module")
 def gpu_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     library, device = _gpu_library()
-    from export.engine import EngineBuildOptions, build_engine
+    from export.engine.build import EngineBuildOptions, build_engine
 
     targets = (device.compute_capability,) if library.targets_compute_capabilities else ()
     out = tmp_path_factory.mktemp("gpu-plans")
@@ -86,14 +86,14 @@ def test_auto_picks_tensorrt_when_a_plan_fits(gpu_plan: Path, tmp_path: Path) ->
 
 
 def test_catalogue_extraction_in_large_batches_on_the_gpu(gpu_plan: Path, tmp_path: Path) -> None:
-    """The GPU half of export.shards: one worker, batches larger than the plan's max (split inside the
+    """The GPU half of export.bundle.shards: one worker, batches larger than the plan's max (split inside the
     backend), descriptors equal to ONNX Runtime's, in catalogue order."""
     import shutil
 
     pytest.importorskip("sklearn")
-    from export.build import load_checked_card
-    from export.catalog import read_catalog_csv
-    from export.shards import ShardOptions, extract_sharded
+    from export.bundle.build import load_checked_card
+    from export.bundle.catalog import read_catalog_csv
+    from export.bundle.shards import ShardOptions, extract_sharded
     from runtime.engines.plans import sidecar_for
     from runtime.describe.pooling import DEFAULT_LEVELS
 

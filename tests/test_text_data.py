@@ -1,4 +1,4 @@
-"""export.text.synth (synthetic EAST training images) and export.text.labels (targets, sample reader)."""
+"""export.synthetic.text_images (synthetic EAST training images) and export.text.labels (targets, sample reader)."""
 from __future__ import annotations
 
 import json

@@ -12,7 +12,7 @@ pytest.importorskip("cv2")
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export.text.synth import generate
+    from export.synthetic.text_images import generate
 
     return generate(tmp_path_factory.mktemp("synth") / "data", count=6, seed=3, size=96)
 

@@ -1,4 +1,4 @@
-"""runtime.search.textmap (TextNeighbours storage and validation) and export.textmap.build_text_map (TF-IDF neighbours)."""
+"""runtime.search.textmap (TextNeighbours storage and validation) and export.bundle.textmap.build_text_map (TF-IDF neighbours)."""
 from __future__ import annotations
 
 import itertools
@@ -14,7 +14,7 @@ sklearn = pytest.importorskip("sklearn")
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
-from export.textmap import TextMapParams, build_text_map  # noqa: E402
+from export.bundle.textmap import TextMapParams, build_text_map  # noqa: E402
 
 # --- TextNeighbours ------------------------------------------------------------------------------------
 
@@ -279,7 +279,7 @@ def test_saved_map_is_memory_mapped_and_compressed_maps_still_load(tmp_path: Pat
 
 
 def test_an_updated_map_links_the_added_titles_as_a_rebuild_does() -> None:
-    from export.textmap import update_text_map
+    from export.bundle.textmap import update_text_map
 
     titles = [f"Rouge Eclat lipstick {c} No. {i}" for i, c in enumerate(["red", "rose", "nude", "plum"] * 25)]
     titles += [f"Arla milk {i} fat" for i in range(30)]

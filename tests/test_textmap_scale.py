@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("sklearn")
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
-from export.synthetic import SynthParams, layout, titles  # noqa: E402
-from export.textmap import TextMapParams, build_text_map, tfidf_matrix  # noqa: E402
+from export.synthetic.catalogs import SynthParams, layout, titles  # noqa: E402
+from export.bundle.textmap import TextMapParams, build_text_map, tfidf_matrix  # noqa: E402
 
 
 @pytest.fixture(scope="module")

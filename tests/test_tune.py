@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("sklearn")
-from export.tune import tune  # noqa: E402
+from export.bundle.tune import tune  # noqa: E402
 from runtime.bundle import open_bundle, sha256_file  # noqa: E402
 from runtime.cli import main  # noqa: E402
 from runtime.tools.evaluate import evaluate, read_queries  # noqa: E402

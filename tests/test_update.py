@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-from export.build import BuildOptions, build_bundle  # noqa: E402
-from export.update import UpdateOptions, update_bundle  # noqa: E402
+from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.update import UpdateOptions, update_bundle  # noqa: E402
 from runtime.bundle import open_bundle, sha256_file  # noqa: E402
 from runtime.cli import main  # noqa: E402
 from runtime.errors import CatalogError  # noqa: E402

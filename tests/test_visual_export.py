@@ -24,7 +24,7 @@ from export.models.efficientnet_lite import (  # noqa: E402
     load_imagenet_lite0,
     weights_path,
 )
-from export.onnx_export import PARITY_RTOL, export_visual_model  # noqa: E402
+from export.onnx.trunk import PARITY_RTOL, export_visual_model  # noqa: E402
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
 SHIPPED = "efficientnet_lite0_imagenet"

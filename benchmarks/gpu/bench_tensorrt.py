@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from export.build import DEFAULT_MODEL, BuildOptions, build_bundle  # noqa: E402
-from export.engine import EngineBuildOptions, build_engine  # noqa: E402
+from export.bundle.build import DEFAULT_MODEL, BuildOptions, build_bundle  # noqa: E402
+from export.engine.build import EngineBuildOptions, build_engine  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.backends.tensorrt import TensorRTBackend  # noqa: E402
 from runtime.bundle import open_bundle  # noqa: E402

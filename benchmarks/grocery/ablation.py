@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.catalog import read_catalog_csv
+from export.bundle.catalog import read_catalog_csv
 from export.models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
-from export.textmap import build_text_map
+from export.bundle.textmap import build_text_map
 from export.train.manet import load_manet
 from runtime.tools.evaluate import read_queries
 from runtime.describe.image import load_and_prepare

@@ -9,8 +9,8 @@ from pathlib import Path
 from runtime.retriever import Retriever
 from runtime.bundle import open_bundle
 from runtime.confidence import non_product_photos
-from export.confidence import Photos, fit, catalogue_images, store_like_views, CalibrationOptions, VIEW_SEED_OFFSET, NEGATIVE_SEED_OFFSET
-import export.confidence as C
+from export.bundle.confidence import Photos, fit, catalogue_images, store_like_views, CalibrationOptions, VIEW_SEED_OFFSET, NEGATIVE_SEED_OFFSET
+import export.bundle.confidence as C
 b=sys.argv[1]; p=Path(b).name
 rows=list(csv.DictReader(open(sys.argv[2])))
 rng=np.random.default_rng(0); perm=rng.permutation(len(rows)); halves=[perm[:len(rows)//2], perm[len(rows)//2:]]

@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE))
 from run import PROTOCOLS, RESULTS  # noqa: E402
 from split import write_json_atomic  # noqa: E402
 
-from export.adapt import AdaptOptions, fit_adapted, view_descriptors, view_rows  # noqa: E402
-from export.catalog import read_catalog_csv  # noqa: E402
+from export.bundle.adapt import AdaptOptions, fit_adapted, view_descriptors, view_rows  # noqa: E402
+from export.bundle.catalog import read_catalog_csv  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.bundle.read import open_bundle  # noqa: E402
 from runtime.describe.embedder import Embedder  # noqa: E402

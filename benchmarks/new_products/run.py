@@ -69,7 +69,7 @@ def sha256(path: Path) -> str:
 def train_and_export(run: Path, model_dir: Path, train_catalog: Path, split_path: Path, recipe: dict,
                      size: int) -> Path:
     """Train (resuming) and export ``model.onnx`` + card; a model already exported from this run is kept."""
-    from export.manet_export import export_manet_model
+    from export.onnx.manet import export_manet_model
 
     model = model_dir / "model.onnx"
     if model.is_file():
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.results / f"{args.label}_{args.queries_split}.json"
     write_json_atomic(out, report)
     if args.model is None:
-        from export.manet_export import record_metrics
+        from export.onnx.manet import record_metrics
 
         record_metrics(model, card_metrics(report, args.split))
     for row, figures in report["headline"].items():

@@ -12,7 +12,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from export.synthetic import SynthParams, write_synthetic_catalog  # noqa: E402
+from export.synthetic.catalogs import SynthParams, write_synthetic_catalog  # noqa: E402
 from runtime.tools.bench import machine_description  # noqa: E402
 from runtime.versions import installed_versions  # noqa: E402
 

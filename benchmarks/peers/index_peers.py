@@ -117,7 +117,7 @@ def main() -> None:
     for name in args.libs.split(","):
         rows += RUNNERS[name](vectors, queries, truth, args)
         gc.collect()
-    table = [f"{args.items} x {args.dim} vectors (synthetic, `export.synthetic`), {args.queries} queries (catalogue rows "
+    table = [f"{args.items} x {args.dim} vectors (synthetic, `export.synthetic.catalogs`), {args.queries} queries (catalogue rows "
              "+ image noise); recall@7 vs exact inner product; queries one at a time on 1 thread; build on "
              f"{args.threads} threads; memory = RSS growth over the build.", "",
              "| library | index | ef | recall@7 | queries/s | p50 ms | build s | memory MiB |",

@@ -1,4 +1,4 @@
-"""Text map: ours (export.textmap, chunked sparse top-N) vs scikit-learn's NearestNeighbors(metric="cosine",
+"""Text map: ours (export.bundle.textmap, chunked sparse top-N) vs scikit-learn's NearestNeighbors(metric="cosine",
 algorithm="brute") on the same TF-IDF rows of the same titles, with the neighbour lists checked equal.
 
     python benchmarks/peers/textmap_peer.py --items 50000 [--max-df 0.01]
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from common import catalogue, write
-from export.textmap import TextMapParams, build_text_map, tfidf_matrix
+from export.bundle.textmap import TextMapParams, build_text_map, tfidf_matrix
 
 
 def peer_lists(tfidf, params: TextMapParams) -> tuple[list[list[tuple[int, float]]], float]:
@@ -66,17 +66,17 @@ def main() -> None:
     tfidf_s = time.perf_counter() - started
     report = {"items": len(titles), "params": params.to_dict(), "ours_s": ours_s, "tfidf_s": tfidf_s,
               "links": int(len(ours.indices)), "vocabulary": int(tfidf.shape[1])}
-    table = [f"{len(titles)} synthetic titles (`export.synthetic` grammar), TF-IDF vocabulary {tfidf.shape[1]} "
+    table = [f"{len(titles)} synthetic titles (`export.synthetic.catalogs` grammar), TF-IDF vocabulary {tfidf.shape[1]} "
              f"(max_df {args.max_df}), top {params.top_n}, threshold {params.threshold}; both sides get the "
              f"same TF-IDF rows and {args.threads} threads; times include the TF-IDF fit ({tfidf_s:.1f} s).", "",
              "| method | seconds | speed-up | lists equal |", "|---|---:|---:|---|"]
     if args.skip_peer:
-        table.append(f"| ours (export.textmap) | {ours_s:.1f} | | peer not run |")
+        table.append(f"| ours (export.bundle.textmap) | {ours_s:.1f} | | peer not run |")
     else:
         peer, peer_s = peer_lists(tfidf, params)
         agreement = compare(ours, peer, params.top_n, params.threshold)
         report.update(peer_s=peer_s + tfidf_s, speedup=(peer_s + tfidf_s) / ours_s, **agreement)
-        table += [f"| ours (export.textmap) | {ours_s:.1f} | {(peer_s + tfidf_s) / ours_s:.1f}x | "
+        table += [f"| ours (export.bundle.textmap) | {ours_s:.1f} | {(peer_s + tfidf_s) / ours_s:.1f}x | "
                   f"{agreement['rows_equal']} rows equal, {agreement['rows_different']} differ |",
                   f"| scikit-learn NearestNeighbors brute cosine | {peer_s + tfidf_s:.1f} | 1.0x | |"]
     write(f"textmap_peer_{len(titles) // 1000}k", report, table, own_threads=args.threads)

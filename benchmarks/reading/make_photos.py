@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from export.shades import make_shade_catalogue
+from export.synthetic.shades import make_shade_catalogue
 
 DEMO = Path(__file__).resolve().parents[2] / "export" / "demo"
 SIDE = 1280

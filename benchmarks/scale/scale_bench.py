@@ -3,7 +3,7 @@
     python benchmarks/scale/scale_bench.py --items 500000 --work /tmp/shadematch-scale-500k
 
 Steps (each one reused when its output is already in --work, so an interrupted run continues):
-1. `shadematch synth-catalog` (export.synthetic: clusters type > line > product > image, grammar titles);
+1. `shadematch synth-catalog` (export.synthetic.catalogs: clusters type > line > product > image, grammar titles);
 2. `shadematch build-vectors` in a child process: HNSW build, text-map build, bundle write, peak RSS;
 3. bundle load in fresh processes: Retriever's `open_bundle(verify=True)` (full sha256) and sizes-only, per part;
 4. query latency excluding the CNN (index search + refinement, one query at a time, the runtime's own functions)

@@ -26,7 +26,7 @@ from runtime.engines.plans import PlanManifest, sidecar_for
 from runtime.errors import EngineError
 from runtime.describe.modelcard import INT8, ModelCard, card_path_for
 
-from ..build import load_checked_card
+from ..bundle.build import load_checked_card
 from .precision import calibration_images, int8_card, quantize_qdq, to_fp16
 from .profiles import ShapeProfile, profile_for
 

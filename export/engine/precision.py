@@ -23,7 +23,7 @@ from runtime.errors import ImageError, ShadematchError
 from runtime.describe.image import load_and_prepare
 from runtime.describe.modelcard import INT8, ModelCard
 
-from ..catalog import read_catalog_csv
+from ..bundle.catalog import read_catalog_csv
 
 #: fixed so that the same catalogue gives the same Q/DQ model
 CALIBRATION_SEED = 0

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import torch
 from onnx import version_converter
 
-from ..onnx_export import _MIN_DYNAMO_OPSET, _quiet_exporter, _strip_debug_metadata, write_model_files
+from ..onnx.trunk import _MIN_DYNAMO_OPSET, _quiet_exporter, _strip_debug_metadata, write_model_files
 from .train import load_trained
 
 NAME = "east_lite0"

@@ -32,7 +32,7 @@ from PIL import Image
 
 from runtime.describe.image import load_image
 
-from ..catalog import CatalogRow
+from ..bundle.catalog import CatalogRow
 from ..models.east import build_east
 from ..models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
 from ..models.from_onnx import load_folded, onnx_weights

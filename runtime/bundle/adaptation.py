@@ -1,4 +1,4 @@
-"""`adaptation.npz`: what an adapted projection was learned from (export.projection), kept in the bundle so that
+"""`adaptation.npz`: what an adapted projection was learned from (export.bundle.projection), kept in the bundle so that
 `shadematch tune` can re-make the projection with another shrinkage without the catalogue's images."""
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Similarity scores alone cannot say "not found": a plain gradient gets 0.6 against a catalogue whose real matches
 score 0.85-0.96, and a hard store photo can score lower still. Two learned parts, both fitted per bundle at build
-time (export.confidence) on store-like views of its catalogue images and on generated non-product photos
+time (export.bundle.confidence) on store-like views of its catalogue images and on generated non-product photos
 (runtime.confidence.nonproducts), make it honest:
 
 - *product-ness*: a linear classifier on the photo's descriptor (in the index's space) that tells a product

@@ -1,6 +1,6 @@
 """A bundle's descriptor projection: SR-MAC descriptors (D dims) -> the space its index lives in (d dims).
 
-One linear map, learned at build time (`export.projection`) in one of two ways, recorded in the manifest's
+One linear map, learned at build time (`export.bundle.projection`) in one of two ways, recorded in the manifest's
 `descriptor.projection.kind`:
 - "adapted": whitening of the catalogue's within-product scatter, then its between-product directions
   (regularised LDA). Why: cosine similarity then weighs what tells this catalogue's products apart; on the

@@ -29,8 +29,7 @@ from .. import __version__
 from ..errors import ImageError
 from ..describe.image import DEFAULT_MAX_PIXELS, load_image
 from ..reading.photos import READ_SIDE
-from ..results import image_error_code, result_dict
-from ..retriever import Answer, Match
+from ..results import Answer, Match, image_error_code, result_dict
 from .pool import Busy, QueryPool, QueryTimeout
 from .live import LiveBundle
 from .upload import UploadError, UploadLimits, read_photo

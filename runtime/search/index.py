@@ -3,7 +3,7 @@
 hnswlib keeps query latency in milliseconds at 500K items; below ``exact_below`` items the index is a
 plain matrix product, which is exact and faster than a graph at that size.
 
-A graph built once labels its items by catalogue row. A catalogue update (export.update) extends the graph
+A graph built once labels its items by catalogue row. A catalogue update (export.bundle.update) extends the graph
 instead of rebuilding it: removed rows are marked deleted in the graph (hnswlib never returns them again) and the
 rows move up to close the gap, so the graph's labels then map to rows through ``label_rows`` (-1: deleted),
 stored beside the graph (`index_rows.npy`).

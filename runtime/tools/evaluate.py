@@ -17,11 +17,12 @@ from ..confidence.nonproducts import non_product_photos
 from ..errors import CatalogError
 from .metrics import average_precision_at_k, mean
 from .plain import shorten
-from ..retriever import Match, Retriever
+from ..results import Match
+from ..retriever import Retriever
 from .tables import read_table, resolve_path
 
 TOP = 7
-#: Generated non-product photos `eval` measures "not found" on, and their seed (builds use others: export.confidence).
+#: Generated non-product photos `eval` measures "not found" on, and their seed (builds use others: export.bundle.confidence).
 NON_PRODUCTS = 160
 NON_PRODUCT_SEED = 7
 ABLATION_KS = tuple(range(1, 7))

@@ -66,7 +66,7 @@ def extract_sharded(
     rows: Sequence[CatalogRow], model: Path, card: ModelCard, levels: int, work: Path,
     options: ShardOptions = ShardOptions(), report: ShardReport | None = None,
 ) -> tuple[np.ndarray, list[CatalogRow], list[Problem], Reads | None]:
-    """Descriptors (and words read) of every decodable row, as export.features.extract_features returns them."""
+    """Descriptors (and words read) of every decodable row, as export.bundle.features.extract_features returns them."""
     report = ShardReport() if report is None else report
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ def extract_on_ray(
     rows: Sequence[CatalogRow], model: Path, card: ModelCard, levels: int, *, batch_size: int = 32,
     workers: int = 2, backend: str = "auto", threads_per_worker: int = 1, reader: tuple[Path, Path] | None = None,
 ) -> tuple[np.ndarray, list[CatalogRow], list[Problem], Reads | None]:
-    """Descriptors (and words read, with ``reader``) of every decodable row, as export.features.extract_features
+    """Descriptors (and words read, with ``reader``) of every decodable row, as export.bundle.features.extract_features
     returns them, on Ray."""
     import ray
 

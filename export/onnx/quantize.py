@@ -17,9 +17,9 @@ from typing import Any
 from runtime.describe.modelcard import INT8, ModelCard, card_path_for, quantized_path
 from runtime.errors import ShadematchError
 
-from .build import load_checked_card
-from .engine.precision import CALIBRATION_METHODS, CPU_QDQ, calibration_images, int8_card, quantize_qdq
-from .onnx_export import write_model_files
+from ..bundle.build import load_checked_card
+from ..engine.precision import CALIBRATION_METHODS, CPU_QDQ, calibration_images, int8_card, quantize_qdq
+from .trunk import write_model_files
 
 #: Calibration photos: 64 store photos of the Grocery Store train split gave the same val accuracy as 128.
 DEFAULT_CALIBRATION_COUNT = 64

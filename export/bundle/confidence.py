@@ -23,7 +23,8 @@ from sklearn.model_selection import cross_val_predict
 from runtime.bundle import Bundle
 from runtime.confidence.model import ConfidenceModel
 from runtime.confidence.nonproducts import non_product_photos
-from runtime.retriever import Match, Retriever
+from runtime.results import Match
+from runtime.retriever import Retriever
 
 from .adapt import store_like_views
 

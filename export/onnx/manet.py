@@ -10,10 +10,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from .models.manet import InferenceGraph
-from .onnx_export import INPUT_NAME, _export_bytes, build_card, write_model_files
-from .train.checkpoint import load_checkpoint, recorded_config
-from .train.manet import load_manet
+from ..models.manet import InferenceGraph
+from .trunk import INPUT_NAME, _export_bytes, build_card, write_model_files
+from ..train.checkpoint import load_checkpoint, recorded_config
+from ..train.manet import load_manet
 
 NAME = "manet_lite0"
 OUTPUTS = ("X", "S", "T")

@@ -6,8 +6,8 @@ What is recomputed and what is carried over:
   label reader; a single-image product among them gets its store-like views averaged in, as `build` does;
 - the HNSW graph is extended (runtime.search.index.VisualIndex.updated: removed rows marked deleted, added rows
   inserted), or rebuilt from the stored vectors when that is due;
-- the text map: recomputed below `export.textmap.FULL_MAP_BELOW` titles or with ``full_text_map``, else updated
-  for the added titles (`export.textmap.update_text_map`, which says what drifts);
+- the text map: recomputed below `export.bundle.textmap.FULL_MAP_BELOW` titles or with ``full_text_map``, else updated
+  for the added titles (`export.bundle.textmap.update_text_map`, which says what drifts);
 - the label index is remade from the words stored for every row (no reading of old images);
 - an adapted projection learned from the catalogue's own images is re-fitted on the final catalogue from the rows
   stored before projection (no CNN: `adaptation.npz`), and every row re-projected and re-indexed, as `build`

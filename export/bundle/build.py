@@ -34,7 +34,7 @@ from .projection import check_dims, learn_projection
 from .shards import ShardOptions, extract_sharded
 from .textmap import TextMapParams, build_text_map
 
-ENGINES = Path(__file__).resolve().parents[1] / "engines"
+ENGINES = Path(__file__).resolve().parents[2] / "engines"
 #: MANet (Wang et al., Sci China Inf Sci 2020) trained by the project: better than the ImageNet trunk in both Grocery protocols
 #: (engines/manet_lite0.md); the ImageNet trunk stays shipped as the untrained baseline.
 DEFAULT_MODEL = ENGINES / "manet_lite0.onnx"
@@ -85,7 +85,7 @@ class BuildOptions:
     #: Carry a small JPEG of every catalogue image (the kiosk's cards), so the bundle needs nothing outside it.
     pictures: bool = True
     levels: int = DEFAULT_LEVELS
-    #: The descriptor's projection, learned at build time (export.adapt): "adapted" to the catalogue's products
+    #: The descriptor's projection, learned at build time (export.bundle.adapt): "adapted" to the catalogue's products
     #: (the default), "pca" (with reduce_dim) or "none".
     projection: str = "adapted"
     #: Dimensions the index keeps (0: every direction that separates products for "adapted"; a PCA needs N): for
@@ -93,7 +93,7 @@ class BuildOptions:
     reduce_dim: int = 0
     #: Store-like views per single-image product (the adapted projection's within-product variation there).
     views: int = 16
-    #: Shrinkage of the within-product scatter; None = by its source (export.projection).
+    #: Shrinkage of the within-product scatter; None = by its source (export.bundle.projection).
     shrinkage: float | None = None
     index: IndexParams = field(default_factory=IndexParams)
     text: TextMapParams = field(default_factory=TextMapParams)
@@ -175,7 +175,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
 def add_confidence(bundle: Path, calibration: CalibrationOptions, threads: int | None = None,
                    images: Sequence[tuple[Path, str]] | None = None,
                    labelled: Sequence[tuple[Path, str | None]] = ()) -> None:
-    """Fit the finished bundle's confidence model (export.confidence) and add it, atomically, to the bundle.
+    """Fit the finished bundle's confidence model (export.bundle.confidence) and add it, atomically, to the bundle.
     ``images``: the catalogue images to make views of (default: the bundle's own, catalogue_images); ``labelled``:
     store photos too, for `tune`."""
     with Retriever.open(bundle, backend="onnxruntime", threads=threads) as retriever:
@@ -194,7 +194,7 @@ def _index(vectors: np.ndarray, options: BuildOptions, threads: int = -1) -> Vis
 
 
 def _adapt(vectors: np.ndarray, kept, card: ModelCard, adapt_options: AdaptOptions, options: BuildOptions) -> Adapted:
-    """The rows to index and the projection (export.adapt); views run on a backend of this process."""
+    """The rows to index and the projection (export.bundle.adapt); views run on a backend of this process."""
     try:
         if adapt_options.projection == "adapted" and len(view_rows([row.group for row in kept], adapt_options.views, 0)):
             with open_backend(options.model, options.backend, threads=options.threads) as backend:
@@ -228,7 +228,7 @@ def describe_rows(rows: Sequence[CatalogRow], model: Path, card: ModelCard, leve
                   batch_size: int = 32, workers: int = 0, work_dir: Path | None = None, ray: bool = False,
                   progress: bool = True) -> tuple[np.ndarray, list[CatalogRow], list, Reads | None]:
     """Raw descriptors of catalogue rows (and, with ``reader``'s detector and recogniser, the words on each image),
-    as export.features.extract_features returns them: on Ray, in resumable shards over ``workers`` processes (kept
+    as export.bundle.features.extract_features returns them: on Ray, in resumable shards over ``workers`` processes (kept
     in ``work_dir`` when given), or in this process. `build` and `update` both describe rows this way."""
     if ray:
         from .distributed import extract_on_ray  # Ray is an optional extra: imported only when asked for

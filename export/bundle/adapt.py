@@ -1,5 +1,5 @@
 """The descriptor adapted to a catalogue, at build time: store-like views where a product has one image, the
-projection learned from the catalogue's products (`export.projection`), and the rows the index then holds.
+projection learned from the catalogue's products (`export.bundle.projection`), and the rows the index then holds.
 
 Why views: a product photographed once in the catalogue shows no within-product variation, yet a shopper's photo
 of it will differ (shelf, light, angle). Store-like views of that image (`export.train.augment.store_like`) stand
@@ -27,7 +27,7 @@ from runtime.describe.projection import Projection
 
 from .catalog import CatalogRow
 from .projection import SHRINKAGE_FROM_IMAGES, SHRINKAGE_FROM_VIEWS, learn_adapted_projection, learn_projection
-from .train.augment import store_like
+from ..train.augment import store_like
 
 PROJECTIONS = ("adapted", "pca", "none")
 #: Store-like views made per single-image product by default (the Grocery Store measurement: benchmarks/grocery).
@@ -41,7 +41,7 @@ MAX_VIEW_ROWS = 5_000
 class AdaptOptions:
     """How `build` adapts the descriptor: ``projection`` "adapted" (default), "pca" (needs ``dims``) or "none";
     ``dims`` 0 = every separating direction (adapted); ``views`` per single-image product; ``shrinkage`` None =
-    by where the within-product variation comes from (`export.projection`)."""
+    by where the within-product variation comes from (`export.bundle.projection`)."""
 
     projection: str = "adapted"
     dims: int = 0

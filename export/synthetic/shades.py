@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .text.synth import _font, find_fonts
-from .train.augment import StoreLikeConfig, store_like
+from .text_images import _font, find_fonts
+from ..train.augment import StoreLikeConfig, store_like
 
 BRAND = "ROUGE ÉCLAT"
 LINE = "Satin lipstick"

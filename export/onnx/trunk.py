@@ -24,7 +24,7 @@ import onnxruntime as ort
 import torch
 from onnx import version_converter
 
-from .models.efficientnet_lite import (
+from ..models.efficientnet_lite import (
     FEATURE_DIM,
     INPUT_MEAN,
     INPUT_STD,

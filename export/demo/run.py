@@ -9,9 +9,9 @@ from runtime.tools.evaluate import evaluate, read_queries
 from runtime.tools.plain import print_results
 from runtime.retriever import Retriever
 
-from .build import BuildOptions, build_bundle
+from ..bundle.build import BuildOptions, build_bundle
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent  # the shipped demo catalogue lies beside this module
 DEMO_CATALOG = DEMO_DIR / "catalog.csv"
 DEMO_QUERIES = DEMO_DIR / "queries.csv"
 
