@@ -38,6 +38,9 @@ class QdqForm:
     #: operator types quantised (empty: every operator ONNX Runtime can quantise)
     ops: tuple[str, ...] = ()
     extra_options: dict[str, Any] = field(default_factory=dict)
+    #: 7-bit weights: x86 CPUs without VNNI (AVX2) sum uint8 x int8 pairs in saturating int16 (VPMADDUBSW), which
+    #: 8-bit weights overflow (ONNX Runtime's quantisation guide)
+    reduce_range: bool = False
 
 
 #: TensorRT runs in INT8 the layers with Q/DQ pairs: symmetric per-tensor activations, float biases (it dequantises
@@ -45,10 +48,11 @@ class QdqForm:
 #: quantises scalar constants (EAST's geometry scale), which TensorRT refuses outside a weight's DQ.
 TENSORRT_QDQ = QdqForm("QInt8", ("Conv", "ConvTranspose", "MatMul", "Gemm"),
                        {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
-#: ONNX Runtime's CPU kernels (VNNI: unsigned activations x signed weights) with every operator quantised: Clip, Add,
-#: Resize and Concat in INT8 keep the tensors 8-bit between convolutions. Quantising convolutions alone left float
-#: tensors between them and cost accuracy (descriptor cosine to fp32 0.81 vs 0.994; benchmarks/grocery/README.md).
-CPU_QDQ = QdqForm("QUInt8")
+#: ONNX Runtime's CPU kernels (unsigned activations x signed 7-bit weights: no saturation on AVX2, as on VNNI) with
+#: every operator quantised: Clip, Add, Resize and Concat in INT8 keep the tensors 8-bit between convolutions.
+#: Quantising convolutions alone left float tensors between them and cost accuracy (descriptor cosine to fp32 0.81
+#: vs 0.994; benchmarks/grocery/README.md).
+CPU_QDQ = QdqForm("QUInt8", reduce_range=True)
 #: activation range calibration: name -> (ONNX Runtime method name, its options). Percentile (99.99 %)
 #: ignores the rare outliers that stretch a min-max range: on the demo queries it kept the descriptors
 #: closer to fp32 (mean cosine 0.927 vs 0.889 for min-max; benchmarks/tensorrt/README.md)
@@ -130,7 +134,8 @@ def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[P
         staged = Path(tmp) / out.name
         quantize_static(
             str(prepared), str(staged), CatalogReader(images, card),
-            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=list(form.ops) or None,
+            quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=form.reduce_range,
+            op_types_to_quantize=list(form.ops) or None,
             activation_type=QuantType[form.activations], weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod[method_name],
             extra_options={**form.extra_options, **method_options},

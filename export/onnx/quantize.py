@@ -56,7 +56,7 @@ def quantize_for_cpu(model: Path, catalog: Path, out_dir: Path, *, count: int = 
         data = staged.read_bytes()
     seconds = time.perf_counter() - started
     calibration = {"catalogue": Path(catalog).name, "images": len(images), "method": method,
-                   "form": "ONNX Runtime Q/DQ: uint8 activations, per-channel int8 weights, every operator"}
+                   "form": "ONNX Runtime Q/DQ: uint8 activations, per-channel int8 weights in a 7-bit range, every operator"}
     raw = int8_card(card, target.stem, hashlib.sha256(data).hexdigest(), calibration)
     raw["rebuild"] = (f"shadematch quantize --onnx engines/{card.file} --calibration CATALOG.csv "
                       f"--count {len(images)} --method {method} --out engines")
