@@ -11,7 +11,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 PIL_Image = pytest.importorskip("PIL.Image")
 
-from export.text import synth  # noqa: E402
+from export.synthetic import text_images as synth  # noqa: E402
 from export.text.labels import (  # noqa: E402
     LabelsError,
     decode_reference,
