@@ -1,5 +1,6 @@
 """INT8 by explicit quantisation: a Q/DQ ONNX calibrated on catalogue photos, built strongly typed by
-TensorRT for RTX, and runnable by ONNX Runtime on a CPU (which is how its accuracy cost is measured)."""
+TensorRT for RTX, and runnable by ONNX Runtime on a CPU with its Q/DQ pairs simulated (which is how its accuracy
+cost is measured: ONNX Runtime's fused integer kernels saturate with 8-bit weights on CPUs without VNNI)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,11 +41,12 @@ def test_visual_int8_plan_from_a_calibrated_qdq_model(tmp_path: Path, demo_queri
     assert card.sha256 == sha256_file(qdq) and card.raw["calibration"]["images"] == 6 and card.precision == "int8"
 
     fp32_card = ModelCard.load(card_path_for(MODEL))
-    with open_backend(MODEL, "onnxruntime", threads=1) as fp32, open_backend(qdq, "onnxruntime", threads=1) as int8:
+    with open_backend(MODEL, "onnxruntime", threads=1) as fp32, open_backend(
+            qdq, "onnxruntime", threads=1, simulate_quantization=True) as int8:
         a = Embedder(fp32, fp32_card, 3).embed(demo_queries[:4])
         b = Embedder(int8, card, 3).embed(demo_queries[:4])
     cosine = (a * b).sum(axis=1)
-    assert np.all(cosine > 0.75) and np.all(cosine < 0.9999), cosine  # close to fp32, yet really quantised
+    assert np.all(cosine > 0.85) and np.all(cosine < 0.9999), cosine  # close to fp32, yet really quantised
 
 
 def test_text_detector_int8_builds(tmp_path: Path) -> None:

@@ -33,14 +33,23 @@ class OnnxRuntimeBackend(Backend):
         threads: int | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         spin: bool = True,
+        simulate_quantization: bool = False,
     ) -> None:
         """``spin``: let idle worker threads spin between runs (ONNX Runtime's default), which saves ~1.5 ms a
         query when this is the only model running; where several sessions take turns on the same cores (the
         visual model and the label reader's two), spinning threads of one steal the cores from the next:
-        measured 81 ms instead of 115 ms for a query that reads the label, on 2 cores."""
+        measured 81 ms instead of 115 ms for a query that reads the label, on 2 cores.
+
+        ``simulate_quantization``: run a Q/DQ model's pairs as written (dequantise, float operator, quantise), the
+        arithmetic of TensorRT's INT8 layers, instead of fusing them into ONNX Runtime's integer kernels: on an x86
+        CPU without VNNI those sum uint8 x int8 pairs in saturating int16, so TensorRT's 8-bit-weight form loses
+        accuracy there that it does not lose on a GPU (demo query descriptors, cosine to fp32: 0.65-0.79 fused
+        vs 0.91-0.94 simulated; ImageNet trunk, AMD EPYC with AVX2). Costs speed: for measuring a quantisation."""
         super().__init__(model_path)
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # the QDQ fusions are level-2 (extended) transformers; basic keeps constant folding and nothing fused
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if simulate_quantization
+                                            else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         if not spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
