@@ -364,6 +364,8 @@ def _register_bench(commands: argparse._SubParsersAction) -> None:
     add_bundle_option(p)
     p.add_argument("--queries", type=Path, default=None, metavar="DIR", help="directory of query photos (default: the bundle's catalogue images)")
     p.add_argument("--repeats", type=positive_int, default=30, help="single-photo queries timed per stage (default: 30)")
+    p.add_argument("--throughput-rounds", type=non_negative_int, default=2, metavar="N", help="rounds of 32 photos at each "
+                   "batch size for the throughput table; 0 = latency only, no throughput; --compare always measures it (default: 2)")
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="also write bench.json and bench.md here (default: print only)")
     p.add_argument("--note", default="", help="a line recorded in the report, e.g. 'cores shared with other jobs' (default: none)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -384,8 +386,8 @@ def _bench(args: argparse.Namespace) -> int:
     queries = query_images(args.queries) if args.queries is not None else None
     if args.compare is not None:
         return _bench_compare(args, bundle)
-    options = BenchOptions(repeats=args.repeats, backend=args.backend, threads=args.threads, note=args.note,
-                           ocr=ocr_choice(args))
+    options = BenchOptions(repeats=args.repeats, throughput_rounds=args.throughput_rounds, backend=args.backend,
+                           threads=args.threads, note=args.note, ocr=ocr_choice(args))
     report = run_bench(bundle, queries, options)
     if args.report is not None:
         write_report(report, args.report)

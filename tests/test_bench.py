@@ -14,7 +14,7 @@ from runtime.cli import main
 
 def test_bench_json_on_the_demo_bundle(demo_bundle: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code = main(["bench", "--bundle", str(demo_bundle), "--json", "--repeats", "4", "--threads", "1",
-                 "--report", str(tmp_path / "reports")])
+                 "--throughput-rounds", "1", "--report", str(tmp_path / "reports")])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["bundle"]["items"] == 24 and report["repeats"] == 4
@@ -43,10 +43,11 @@ def test_bench_json_on_the_demo_bundle(demo_bundle: Path, capsys: pytest.Capture
 
 def test_bench_with_a_queries_directory(demo_bundle: Path, demo_queries: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", "--bundle", str(demo_bundle), "--queries", str(demo_queries[0].parent), "--repeats", "2",
-                 "--threads", "1"])
+                 "--threads", "1", "--throughput-rounds", "0"])
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("# shadematch bench") and "| **total** |" in out
+    assert "photos/s" not in out  # latency only: no throughput table
 
 
 def test_bench_refuses_a_missing_queries_directory(demo_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,8 +74,10 @@ def test_bench_reports_no_text_stage_for_the_imagenet_trunk(tmp_path: Path, caps
     from .conftest import DEMO, MODEL
 
     build_bundle(DEMO / "catalog.csv", tmp_path / "imagenet", BuildOptions(model=MODEL, progress=False, calibration=None))
-    assert main(["bench", "--bundle", str(tmp_path / "imagenet"), "--json", "--repeats", "2", "--threads", "1"]) == 0
+    assert main(["bench", "--bundle", str(tmp_path / "imagenet"), "--json", "--repeats", "2", "--threads", "1",
+                 "--throughput-rounds", "0"]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["throughput"] == {}
     assert report["bundle"]["model"] == MODEL.stem
     assert report["stages"]["text_model"]["absent"] is True
 

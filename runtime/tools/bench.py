@@ -42,6 +42,8 @@ _LIBRARIES = ("numpy", "onnxruntime", "hnswlib", "Pillow")
 class BenchOptions:
     repeats: int = 30
     warmup: int = 3
+    #: rounds of the throughput measurement (each answers 32 photos at every batch size); 0 leaves it out, for a
+    #: quick latency-only run (with the label read, a round is about 100 queries: ~15 s on 2 cores)
     throughput_rounds: int = 2
     backend: str = "auto"
     threads: int | None = None
@@ -76,7 +78,8 @@ def run_bench(bundle_path: Path, queries: Sequence[Path] | None = None, options:
             "photo_sizes": sorted({"x".join(map(str, _size(image))) for image in images}),
             "stages": _stage_table(samples, retriever, ocr),
             "total": _percentiles(samples["total"]),
-            "throughput": {str(b): _throughput(retriever, images, b, options) for b in THROUGHPUT_BATCHES},
+            "throughput": {str(b): _throughput(retriever, images, b, options) for b in THROUGHPUT_BATCHES}
+                          if options.throughput_rounds else {},
         }
         if ocr:
             # the same photos without reading, timed in this run: what reading the label adds
@@ -201,7 +204,7 @@ def _throughput(retriever: Retriever, images: Sequence[Path], batch: int, option
     feed = [images[i % len(images)] for i in range(photos)]
     calls = [feed[start:start + batch] for start in range(0, photos, batch)]
     retriever.query_batch(calls[0], batch_size=batch)  # warm-up: first run of this shape
-    rounds = max(1, options.throughput_rounds)
+    rounds = options.throughput_rounds
     started = time.perf_counter()
     for _ in range(rounds):
         for call in calls:
@@ -295,11 +298,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += [f"| total without reading the label | {plain['p50_ms']:.2f} | {plain['p95_ms']:.2f} | {plain['p99_ms']:.2f} |",
                   "", f"Reading the label adds {report['ocr_added_p50_ms']:.1f} ms at p50 "
                       f"(photos {', '.join(report.get('photo_sizes', []))})."]
-    lines += [
-        "", "| batch | photos/s | ms per batch |", "|---:|---:|---:|",
-        *(f"| {b} | {row['images_per_s']:.1f} | {row['ms_per_batch']:.1f} |" for b, row in report["throughput"].items()),
-        "", f"Peak RSS: {report['peak_rss_mb']:.0f} MiB.", "",
-    ]
+    if report["throughput"]:
+        lines += [
+            "", "| batch | photos/s | ms per batch |", "|---:|---:|---:|",
+            *(f"| {b} | {row['images_per_s']:.1f} | {row['ms_per_batch']:.1f} |" for b, row in report["throughput"].items()),
+        ]
+    lines += ["", f"Peak RSS: {report['peak_rss_mb']:.0f} MiB.", ""]
     return "\n".join(lines)
 
 
