@@ -36,6 +36,7 @@ def test_a_build_fits_the_confidence_model_and_records_how(demo_bundle: Path) ->
     section = bundle.manifest["confidence"]
     assert bundle.confidence is not None and bundle.confidence.dim == bundle.meta.dim
     assert section["fitted"] == "build" and section["non_products"] == 160 and section["views"] == 48
+    assert section["options"] == {"rows": 200, "views": 2, "non_products": 160, "reject": 0.93, "seed": 0}
     assert 0.0 < section["threshold"] < 1.0 and section["threshold"] == pytest.approx(bundle.confidence.threshold)
     # on its own (cross-fitted) photos: the threshold rejects the share asked of non-products, keeps most views
     assert section["non_products_rejected"] >= 0.9 and section["products_kept"] >= 0.9
@@ -111,6 +112,7 @@ def test_tune_learns_not_found_from_photos_of_products_the_catalogue_lacks(tmp_p
     import csv
 
     from export.bundle.build import BuildOptions, build_bundle
+    from export.bundle.confidence import CalibrationOptions
     from export.bundle.tune import tune
 
     with open(DEMO / "catalog.csv", encoding="utf-8") as handle:
@@ -122,7 +124,9 @@ def test_tune_learns_not_found_from_photos_of_products_the_catalogue_lacks(tmp_p
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows({**row, "image": str(DEMO / row["image"])} for row in rows)
-    build_bundle(catalogue, tmp_path / "lacks", BuildOptions(progress=False, pictures=False))
+    # fewer generated photos than the default 160: tune fits the confidence again as the build chose
+    build_bundle(catalogue, tmp_path / "lacks", BuildOptions(progress=False, pictures=False,
+                                                              calibration=CalibrationOptions(non_products=40)))
     report = tune(tmp_path / "lacks", DEMO / "queries.csv", tmp_path / "tuned", shrinkages=(0.5,), ks=(1,), votes=(10,))
     section = open_bundle(tmp_path / "tuned").manifest["confidence"]
     # it scores the settings on the 11 findable photos only, as eval does
@@ -132,3 +136,4 @@ def test_tune_learns_not_found_from_photos_of_products_the_catalogue_lacks(tmp_p
     assert measured["map7"] == pytest.approx(report.chosen.map7, abs=1e-6)
     # the photo of the oat milk the catalogue lacks is a real "not found" case; the other 11 are products
     assert section["fitted"] == "tune" and section["labelled_photos"] == 12 and section["labelled_not_in_catalog"] == 1
+    assert section["non_products"] == 40 and section["options"]["non_products"] == 40

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 from export.bundle.build import BuildOptions, build_bundle  # noqa: E402
+from export.bundle.confidence import CalibrationOptions  # noqa: E402
 from export.bundle.update import UpdateOptions, update_bundle  # noqa: E402
 from runtime.bundle import open_bundle, sha256_file  # noqa: E402
 from runtime.cli import main  # noqa: E402
@@ -144,7 +145,8 @@ def test_replace_in_place_through_the_command(bundles, tmp_path: Path, capsys: p
 def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_path: Path, demo_bundle: Path,
                                                                             demo_queries: list[Path]) -> None:
     rest = [row for row in ROWS if row["group"] not in HELD]
-    build_bundle(_csv(tmp_path / "part.csv", rest), tmp_path / "part", BuildOptions(progress=False, pictures=False))
+    build_bundle(_csv(tmp_path / "part.csv", rest), tmp_path / "part",
+                 BuildOptions(progress=False, pictures=False, calibration=CalibrationOptions(non_products=40)))
     held = _csv(tmp_path / "add.csv", [row for row in ROWS if row["group"] in HELD])
     build_bundle(_csv(tmp_path / "full.csv", rest + [r for r in ROWS if r["group"] in HELD]), tmp_path / "full",
                  BuildOptions(progress=False, calibration=None, pictures=False))
@@ -160,6 +162,7 @@ def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_
     np.testing.assert_array_equal(open_bundle(kept).confidence.product_weights, part.confidence.product_weights)
     assert open_bundle(kept).manifest["confidence"] == part.manifest["confidence"]
     assert up.confidence is not None and up.confidence.dim == 11
+    assert up.manifest["confidence"]["non_products"] == 40  # fitted again as the build chose, not with the defaults
     assert not np.array_equal(up.confidence.product_weights[:5], part.confidence.product_weights[:5])
     # the stored rows are float16: the refitted bundle's rows agree with the build's to that precision
     np.testing.assert_allclose(np.abs(up.index.vectors @ up.index.vectors.T),

@@ -12,7 +12,7 @@ catalogue does not hold are the real "not found" cases, which generated photos o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +50,14 @@ class CalibrationOptions:
             raise ValueError(f"calibration needs rows >= 1, views >= 1 and non_products >= {2 * FOLDS}")
         if not 0.5 <= self.reject < 1.0:
             raise ValueError(f"reject must be within [0.5, 1), got {self.reject}")
+
+    @classmethod
+    def recorded(cls, section: dict[str, Any] | None) -> "CalibrationOptions":
+        """The options a bundle's confidence model was fitted with (its manifest's ``confidence`` section), so that
+        `update` and `tune` fit it again the way the build chose (``build --not-found-photos``); the defaults for a
+        bundle that predates the record."""
+        recorded = (section or {}).get("options") or {}
+        return cls(**{f.name: recorded[f.name] for f in fields(cls) if f.name in recorded})
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ def calibrate(retriever: Retriever, images: Sequence[tuple[Path, str]], options:
         "fitted": "tune" if labelled else "build", "labelled_photos": len(labelled),
         "labelled_not_in_catalog": sum(group is None for _, group in labelled), "views": len(views),
         "catalog_images": int(len(chosen)), "non_products": len(fakes),
-        "seed": options.seed, "reject_target": options.reject,
+        "seed": options.seed, "reject_target": options.reject, "options": asdict(options),
         "products_kept": round(float((first[is_product] >= model.threshold).mean()), 4),
         "non_products_rejected": round(float((first[~is_product] < model.threshold).mean()), 4),
     }

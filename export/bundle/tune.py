@@ -133,7 +133,8 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
     _write(bundle, out, chosen, current, projection, rows, len(queries), queries_csv, overwrite)
     # the confidence follows the store's own photos (and the chosen projection's space); photos of products the
     # catalogue does not hold teach "not found" (measured: benchmarks/grocery/README.md, "No matching product")
-    add_confidence(Path(out), CalibrationOptions(), threads, labelled=labelled)
+    add_confidence(Path(out), CalibrationOptions.recorded(bundle.manifest.get("confidence")), threads,
+                   labelled=labelled)
     return TuneReport(Path(out), len(queries), chosen, current, table)
 
 

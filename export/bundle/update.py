@@ -235,7 +235,7 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
     )
     lap("write")
     if bundle.confidence is not None and refitted is not None:
-        add_confidence(Path(out), CalibrationOptions(), options.threads)
+        add_confidence(Path(out), CalibrationOptions.recorded(manifest.get("confidence")), options.threads)
         lap("confidence")
     return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
                         lineage["index"], lineage["text_map"], time.perf_counter() - started,
