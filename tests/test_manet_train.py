@@ -141,3 +141,33 @@ def test_a_margin_needs_the_cosine_head_and_old_runs_still_resume(examples, tmp_
     assert torch.load(checkpoint, weights_only=True)["step"] == 2
     with pytest.raises(ValueError, match="another configuration"):
         train_manet(found, classes, tmp_path / "run", replace(config, steps=3, margin=0.2))
+
+
+def test_the_cross_domain_loss_pairs_the_two_halves() -> None:
+    from export.train.losses import cross_domain_loss
+
+    catalogue = torch.eye(4, 8)
+    matched = cross_domain_loss(torch.cat([catalogue, catalogue + 0.01]), 16.0)
+    crossed = cross_domain_loss(torch.cat([catalogue, catalogue.roll(1, dims=0)]), 16.0)
+    assert matched < 0.01 < 1.0 < crossed
+    with pytest.raises(ValueError, match="even number of rows"):
+        cross_domain_loss(torch.ones(3, 8), 16.0)
+
+
+def test_paired_batches_hold_a_catalogue_view_and_a_photo_of_each_product(examples, tmp_path: Path) -> None:
+    from export.train.manet import ManetConfig, pairable, paired_picks, train_manet
+
+    found, classes = examples
+    pairs = pairable(found)
+    assert pairs and all(found[c].catalogue and not found[p].catalogue for cs, ps in pairs.values() for c, p in zip(cs, ps))
+    picks = paired_picks(pairs, 2, np.random.default_rng(0))
+    half = len(picks) // 2
+    assert [found[i].label for i in picks[:half]] == [found[i].label for i in picks[half:]]
+    assert all(found[i].catalogue for i in picks[:half]) and not any(found[i].catalogue for i in picks[half:])
+    torch.set_num_threads(1)
+    config = ManetConfig(steps=2, batch_size=4, size=96, use_text=False, fresh_views=True, pool="srmac",
+                         head="cosine", train_from_block=14, cross_domain=1.0, log_every=1)
+    train_manet(found, classes, tmp_path / "run", config)
+    assert '"cross_domain": ' in (tmp_path / "run" / "train_log.jsonl").read_text()
+    with pytest.raises(ValueError, match="fresh views and the srmac pooling"):
+        train_manet(found, classes, tmp_path / "cached", replace(config, fresh_views=False))

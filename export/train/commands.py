@@ -42,6 +42,9 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=unit_float, default=0.0, help="label smoothing of the classification loss (default: 0)")
     p.add_argument("--margin", type=unit_float, default=0.0, help="additive cosine margin on the own-class logit (CosFace), "
                    "cosine head only (default: 0)")
+    p.add_argument("--cross-domain", type=non_negative_float, default=0.0, help="weight of a cross-domain loss on paired "
+                   "batches (a catalogue view and a store photo of each product; needs --fresh-views --pool srmac) "
+                   "(default: 0)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--until", type=positive_int, default=None, help="stop after this step (checkpointed); run again to "
                    "resume (default: run all --steps)")
@@ -60,6 +63,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ShadematchError("the text branch needs --east CHECKPOINT (or --no-text)")
     if args.margin and args.head != "cosine":
         raise ShadematchError(f"--margin {args.margin} needs --head cosine")
+    if args.cross_domain and not (args.fresh_views and args.pool == "srmac"):
+        raise ShadematchError(f"--cross-domain {args.cross_domain} needs --fresh-views and --pool srmac")
     rows, problems = read_catalog_csv(args.catalog)
     settle_problems(args.catalog, problems, args.skip_bad)
     found = categories_from_groups([row.group for row in rows], [row.id for row in rows])
@@ -70,7 +75,7 @@ def _train(args: argparse.Namespace) -> int:
                          catalogue_views=args.catalogue_views, train_from_block=args.train_from_block,
                          text_scale=args.text_scale, head=args.head, pool=args.pool,
                          backbone_lr_scale=args.backbone_lr_scale,
-                         label_smoothing=args.label_smoothing, margin=args.margin, fresh_views=args.fresh_views,
+                         label_smoothing=args.label_smoothing, margin=args.margin, cross_domain=args.cross_domain, fresh_views=args.fresh_views,
                          init_onnx=str(args.init or ""))
     examples = load_examples(rows, labels, max_side=int(args.size * 1.5))
     print(f"{len(examples)} training images in {len(names)} categories "

@@ -13,7 +13,7 @@ import torch
 
 from runtime.describe.pooling import MEAN_SLACK
 
-__all__ = ["dice_loss", "binarise_at_mean", "margin_logits"]
+__all__ = ["dice_loss", "binarise_at_mean", "margin_logits", "cross_domain_loss"]
 
 
 def dice_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -55,3 +55,18 @@ def margin_logits(logits: torch.Tensor, labels: torch.Tensor, margin: float, sca
     if margin == 0.0:
         return logits
     return logits - scale * margin * torch.nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+
+
+def cross_domain_loss(descriptors: torch.Tensor, scale: float) -> torch.Tensor:
+    """Symmetric InfoNCE between the two halves of a paired batch: row i of the first half (a catalogue view) and
+    row i of the second (a store photo of the same product) are a pair, the other rows of the other half are the
+    negatives. It trains the catalogue-only task itself (a photo must find its own product's catalogue picture
+    among the others'), class-agnostic, which is what a product the model never saw needs; the classification
+    loss alone only pulls both domains to a per-class weight that unseen products do not have."""
+    if descriptors.shape[0] % 2:
+        raise ValueError(f"a paired batch has an even number of rows, got {descriptors.shape[0]}")
+    catalogue, photos = torch.nn.functional.normalize(descriptors, dim=1).chunk(2)
+    logits = scale * photos @ catalogue.T
+    target = torch.arange(len(photos), device=descriptors.device)
+    return 0.5 * (torch.nn.functional.cross_entropy(logits, target)
+                  + torch.nn.functional.cross_entropy(logits.T, target))

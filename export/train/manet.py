@@ -36,11 +36,11 @@ from ..bundle.catalog import CatalogRow
 from ..models.east import build_east
 from ..models.efficientnet_lite import VisualTrunk, load_imagenet_lite0
 from ..models.from_onnx import load_folded, onnx_weights
-from ..models.manet import COSINE_SCALE, MANet
+from ..models.manet import COSINE_SCALE, MANet, srmac_pool
 from ..text.train import load_trained
 from .augment import photo_augment, store_like
 from .checkpoint import CHECKPOINT, load_checkpoint, resume, save_checkpoint
-from .losses import dice_loss, margin_logits
+from .losses import cross_domain_loss, dice_loss, margin_logits
 from .prefix import OnnxPrefix
 from .saliency import channel_energy, foreground_mask, pseudo_mask_from_product_mask
 
@@ -80,13 +80,16 @@ class ManetConfig:
     label_smoothing: float = 0.0
     #: Additive cosine margin on the cosine head's own-class logit (`losses.margin_logits`); 0 = plain softmax.
     margin: float = 0.0
+    #: Weight of the cross-domain loss (`losses.cross_domain_loss`) on paired batches: half the batch is one
+    #: catalogue view per product, half a store photo of the same products. 0 = batches drawn as the cache would.
+    cross_domain: float = 0.0
     seed: int = 0
     checkpoint_every: int = 50
     log_every: int = 10
 
 
 #: Config fields added after runs were checkpointed, with the value those runs had: they still resume.
-ADDED_FIELDS = {"margin": 0.0}
+ADDED_FIELDS = {"margin": 0.0, "cross_domain": 0.0}
 
 
 @dataclass
@@ -134,7 +137,13 @@ def _energy(trunk: VisualTrunk, pixels: np.ndarray) -> np.ndarray:
 
 def augmented_view(example: Example, photos: Sequence[Example], rng: np.random.Generator,
                    config: ManetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """One store-like view of a catalogue cut-out (exact mask) or an augmented real photo (energy mask)."""
+    """One store-like view of a catalogue cut-out (exact mask) or an augmented real photo (energy mask).
+
+    On paired batches (``cross_domain``) half the catalogue views are the cut-out as the gallery holds it (mildly
+    cropped and jittered, on its own backdrop): the cross-domain loss then pulls a store photo towards the very
+    picture a catalogue-only bundle indexes."""
+    if example.catalogue and config.cross_domain and rng.random() < 0.5:
+        return photo_augment(example.pixels, example.mask, rng, config.size)
     if example.catalogue:
         background = photos[rng.integers(len(photos))].pixels if photos and rng.random() < 0.5 else None
         return store_like(example.pixels, example.mask, rng, config.size, background=background)
@@ -227,6 +236,9 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
     """Train (or resume) MANet on cached views; returns the checkpoint path. ``until`` stops early (checkpointed)."""
     if config.margin and config.head != "cosine":
         raise ValueError(f"a margin of {config.margin} needs the cosine head, got head {config.head!r}")
+    if config.cross_domain and not (config.fresh_views and config.pool == "srmac"):
+        raise ValueError("the cross-domain loss needs fresh views and the srmac pooling (it pairs new views of the "
+                         "indexed descriptor)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
     out = Path(out)
@@ -255,7 +267,9 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
             logits = margin_logits(output.logits, labels, config.margin, COSINE_SCALE)
             l_cls = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
             l_dice = dice_loss(output.S, masks) if config.use_saliency else torch.zeros((), device=device)
-            loss = l_cls + config.lambda_dice * l_dice  # classification + lambda * eq. 1
+            l_cross = (cross_domain_loss(srmac_pool(output.X_tilde, output.S), COSINE_SCALE) if config.cross_domain
+                       else torch.zeros((), device=device))
+            loss = l_cls + config.lambda_dice * l_dice + config.cross_domain * l_cross  # classification + lambda * eq. 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -264,6 +278,7 @@ def train_manet(examples: Sequence[Example], num_classes: int, out: Path, config
                 accuracy = float((output.logits.argmax(1) == labels).float().mean())
                 log.write(json.dumps({"step": step, "seconds": round(time.perf_counter() - started, 1),
                                       "classification": round(l_cls.item(), 4), "dice": round(l_dice.item(), 4),
+                                      **({"cross_domain": round(l_cross.item(), 4)} if config.cross_domain else {}),
                                       "batch_accuracy": round(accuracy, 3)}) + "\n")
                 log.flush()
             if step % config.checkpoint_every == 0 or step == stop:
@@ -294,7 +309,7 @@ class CachedBatches:
 class FreshViews:
     """Batches of new augmented views every step, run through the frozen prefix (on ONNX Runtime when training on
     the CPU: `export.train.prefix`); images are drawn in the cache's proportions (a catalogue cut-out
-    ``catalogue_views / views`` times as often as a photo)."""
+    ``catalogue_views / views`` times as often as a photo), or, with ``cross_domain``, as pairs (`paired_picks`)."""
 
     kind = "fresh_views_from_images"
 
@@ -304,18 +319,44 @@ class FreshViews:
         weights = np.array([config.catalogue_views / config.views if e.catalogue else 1.0 for e in examples])
         self.weights = weights / weights.sum()
         self.size = len(examples)
+        self.pairs = pairable(examples) if config.cross_domain else {}
+        if config.cross_domain and (len(self.pairs) < 2 or config.batch_size % 2):
+            raise ValueError(f"paired batches need an even batch size and two classes with a catalogue image and a "
+                             f"photo each; got batch size {config.batch_size}, {len(self.pairs)} such classes")
         self.prefix = (OnnxPrefix(model, config.train_from_block, config.size) if device == "cpu"
                        else lambda image: model.frozen_prefix(image, config.train_from_block))
 
     def batch(self, step: int) -> tuple[Prefix, torch.Tensor, torch.Tensor]:
         cfg = self.config
-        picks = np.random.default_rng((cfg.seed, step)).choice(len(self.examples), size=cfg.batch_size, p=self.weights)
+        rng = np.random.default_rng((cfg.seed, step))
+        picks = (paired_picks(self.pairs, cfg.batch_size // 2, rng) if self.pairs
+                 else rng.choice(len(self.examples), size=cfg.batch_size, p=self.weights))
         views = [(self.examples[i], np.random.default_rng((cfg.seed, step, slot))) for slot, i in enumerate(picks)]
         batch, masks = view_batch(views, self.photos, cfg, self.device)
         with torch.no_grad():
             prefix = self.prefix(batch)
         labels = torch.tensor([self.examples[i].label for i in picks], device=self.device)
         return prefix, masks.to(self.device), labels
+
+
+def pairable(examples: Sequence[Example]) -> dict[int, tuple[list[int], list[int]]]:
+    """{class: (its catalogue examples, its photo examples)} for the classes that have both."""
+    by_class: dict[int, tuple[list[int], list[int]]] = {}
+    for i, example in enumerate(examples):
+        by_class.setdefault(example.label, ([], []))[0 if example.catalogue else 1].append(i)
+    return {label: kinds for label, kinds in by_class.items() if kinds[0] and kinds[1]}
+
+
+def paired_picks(pairs: dict[int, tuple[list[int], list[int]]], products: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Example indices of a paired batch: a catalogue image of each of ``products`` distinct classes (drawn with
+    replacement only when there are fewer classes), then a photo of each, in the same order (what
+    `losses.cross_domain_loss` expects)."""
+    labels = sorted(pairs)
+    chosen = rng.choice(labels, size=products, replace=products > len(labels))
+    catalogue = [pairs[c][0][rng.integers(len(pairs[c][0]))] for c in chosen]
+    photos = [pairs[c][1][rng.integers(len(pairs[c][1]))] for c in chosen]
+    return np.array(catalogue + photos)
 
 
 def load_manet(checkpoint: Path) -> MANet:
