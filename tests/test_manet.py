@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 
 from export.models.east import build_east  # noqa: E402
 from export.models.manet import InferenceGraph, MANet, adjusted_text_mask  # noqa: E402
-from export.train.augment import StoreLikeConfig, photo_augment, store_like  # noqa: E402
+from export.train.augment import StoreLikeConfig, heap_like, photo_augment, store_like  # noqa: E402
 from export.train.losses import binarise_at_mean, dice_loss  # noqa: E402
 from export.train.saliency import (  # noqa: E402
     channel_energy,
@@ -307,6 +307,20 @@ def test_store_like_mask_follows_the_product_exactly():
         bright = out.astype(np.float32).mean(axis=2) > 128
         m = mask > 0.5
         assert (bright & m).sum() / (bright | m).sum() > 0.8
+
+
+def test_heap_like_fills_the_frame_with_copies_its_mask_marks():
+    image, product = white_square_product()
+    flat = StoreLikeConfig().geometric_only()
+    for seed in range(3):
+        out, mask = heap_like(image, product, np.random.default_rng(seed), SIZE, photometry=flat)
+        assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8 and mask.shape == (SIZE, SIZE)
+        assert (mask > 0.5).mean() > 0.4  # a heap, not one placed product
+        # every fully-product pixel is a copy of the white product, at most shaded to 0.75 of its brightness
+        assert out.astype(np.float32).mean(axis=2)[mask > 0.999].min() >= 0.75 * 255 - 1
+    a = heap_like(image, None, np.random.default_rng(5), SIZE)
+    b = heap_like(image, None, np.random.default_rng(5), SIZE)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 def test_augment_is_deterministic():

@@ -28,6 +28,7 @@ from runtime.describe.projection import Projection
 from .catalog import CatalogRow
 from .projection import SHRINKAGE_FROM_IMAGES, SHRINKAGE_FROM_VIEWS, learn_adapted_projection, learn_projection
 from ..train.augment import store_like
+from ..train.saliency import foreground_mask
 
 PROJECTIONS = ("adapted", "pca", "none")
 #: Store-like views made per single-image product by default (the Grocery Store measurement: benchmarks/grocery).
@@ -73,11 +74,17 @@ def view_rows(groups: Sequence[str], views: int, seed: int) -> np.ndarray:
 
 def store_like_views(image_path: str, count: int, size: int, seed: int, row: int) -> list[np.ndarray]:
     """``count`` store-like views (size x size RGB) of one catalogue image, seeded by (seed, row)."""
+    pixels = view_source(image_path, size)
+    mask = foreground_mask(pixels)  # once per image, not once per view
+    rng = np.random.default_rng((seed, row))
+    return [store_like(pixels, mask, rng, size)[0] for _ in range(count)]
+
+
+def view_source(image_path: str, size: int) -> np.ndarray:
+    """The catalogue image as its views start from: RGB uint8, shrunk to 1.5 x the view size."""
     image = load_image(image_path, min_size=size)
     image.thumbnail((int(size * 1.5), int(size * 1.5)), Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, dtype=np.uint8)
-    rng = np.random.default_rng((seed, row))
-    return [store_like(pixels, None, rng, size)[0] for _ in range(count)]
+    return np.asarray(image, dtype=np.uint8)
 
 
 @dataclass(frozen=True)

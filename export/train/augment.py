@@ -33,7 +33,8 @@ import numpy as np
 
 from .saliency import foreground_mask
 
-__all__ = ["StoreLikeConfig", "PhotoConfig", "store_like", "photo_augment", "synthetic_background"]
+__all__ = ["StoreLikeConfig", "HeapConfig", "PhotoConfig", "store_like", "heap_like", "photo_augment",
+           "synthetic_background"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,20 @@ class StoreLikeConfig:
 
     def geometric_only(self) -> "StoreLikeConfig":
         return replace(self, p_glare=0.0, p_color=0.0, p_lighting=0.0, p_blur=0.0, p_noise=0.0, p_jpeg=0.0)
+
+
+@dataclass(frozen=True)
+class HeapConfig:
+    """Ranges of `heap_like`: each copy's longer side / frame side, grid pitch / copy side (below 1: copies
+    overlap), centre jitter (fraction of the pitch), log-size jitter, rotation (degrees, +-), brightness of a
+    copy."""
+
+    scale: tuple[float, float] = (0.2, 0.45)
+    overlap: float = 0.7
+    jitter: float = 0.3
+    size_jitter: float = 0.15
+    rotation: float = 15.0
+    shade: tuple[float, float] = (0.75, 1.05)
 
 
 @dataclass(frozen=True)
@@ -313,8 +328,69 @@ def store_like(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Genera
             bg = synthetic_background(rng, size)
         m = out_mask[..., None]
         img = img * m + bg * (1.0 - m)
+    return _photometry(img, out_mask, rng, cfg), out_mask
+
+
+def heap_like(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, size: int,
+              config: HeapConfig = HeapConfig(), photometry: StoreLikeConfig = StoreLikeConfig()
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A store-like photo of many copies of a catalogue product (a bin of apples, a row of cartons), and their
+    union mask.
+
+    Why: a catalogue pictures one fruit or one pack on white, a shopper photographs the heap or the shelf facing,
+    and `store_like`'s single placed product never shows what a heap looks like (the Grocery Store photos of
+    fruit and vegetables are mostly heaps). Each copy is placed like `store_like` places its one (zoom, aspect,
+    rotation, perspective) on a jittered grid that fills the frame, far rows first so that nearer copies overlap
+    them, each copy a little shaded, on a synthetic backdrop; then `store_like`'s photometry. Same arguments and
+    returns as `store_like`. As build-time views it lost on the unseen-products protocol
+    (benchmarks/new_products/README.md, Levers), so `build` does not use it."""
+    _check_image(image)
+    mask = foreground_mask(image) if mask is None else _check_mask(mask, image)
+    # the product's cut-out, shrunk once to about the largest copy, so each copy warps a small source
+    x0, y0, x1, y1 = (int(v) for v in _product_box(mask))
+    cut, cut_mask = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    shrink = min(1.0, config.scale[1] * size * 1.3 / max(cut.shape[:2]))
+    if shrink < 1.0:
+        dsize = (max(1, round(cut.shape[1] * shrink)), max(1, round(cut.shape[0] * shrink)))
+        cut = cv2.resize(cut, dsize, interpolation=cv2.INTER_AREA)
+        cut_mask = cv2.resize(cut_mask, dsize, interpolation=cv2.INTER_AREA)
+    ch, cw = cut.shape[:2]
+    cut = cut.astype(np.float32) * cut_mask[..., None]  # premultiplied: a copy's edge blends, never darkens
+    src = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float64)
+    copy_side = rng.uniform(*config.scale) * size
+    cells = max(2, int(math.ceil(size / (copy_side * config.overlap))))
+    pitch = size / cells
+    img = synthetic_background(rng, size)
+    union = np.zeros((size, size), np.float32)
+    centres = [((i + 0.5 + rng.uniform(-config.jitter, config.jitter)) * pitch,
+                (j + 0.5 + rng.uniform(-config.jitter, config.jitter)) * pitch)
+               for j in range(-1, cells + 1) for i in range(-1, cells + 1)]
+    # far (top) rows first, so nearer copies overlap them as in a photographed bin
+    for cx, cy in sorted(centres, key=lambda c: c[1] + rng.uniform(-0.5, 0.5) * pitch):
+        s = copy_side * math.exp(rng.uniform(-config.size_jitter, config.size_jitter)) / max(cw, ch)
+        a = math.exp(rng.uniform(-photometry.aspect, photometry.aspect))
+        A = (_translation(cx, cy) @ _rotation(rng.uniform(-config.rotation, config.rotation))
+             @ _scaling(s * a, s / a) @ _translation(-cw / 2, -ch / 2))
+        dst = _apply(A, src) + rng.uniform(-1, 1, size=(4, 2)) * photometry.perspective * s * max(cw, ch)
+        left, top = np.floor(np.clip(dst.min(axis=0), 0, size)).astype(int)
+        right, bottom = np.ceil(np.clip(dst.max(axis=0), 0, size)).astype(int)
+        if right <= left or bottom <= top:
+            continue
+        H = cv2.getPerspectiveTransform(src.astype(np.float32), (dst - (left, top)).astype(np.float32))
+        rect = (int(right - left), int(bottom - top))
+        warped = cv2.warpPerspective(cut, H, rect, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        m = cv2.warpPerspective(cut_mask, H, rect, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+        region = img[top:bottom, left:right]
+        region[:] = warped * rng.uniform(*config.shade) + region * (1.0 - m)
+        union[top:bottom, left:right] = np.maximum(union[top:bottom, left:right], m[..., 0])
+    return _photometry(img, union, rng, photometry), union
+
+
+def _photometry(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: StoreLikeConfig) -> np.ndarray:
+    """`store_like`'s photometric chain on a composite (float32, 0..255): glare on the product, colour cast,
+    lighting, blur, noise, JPEG."""
     if rng.random() < cfg.p_glare:
-        img = _glare(img, out_mask, rng)
+        img = _glare(img, mask, rng)
     if rng.random() < cfg.p_color:
         img = _colour(img, rng)
     if rng.random() < cfg.p_lighting:
@@ -326,7 +402,7 @@ def store_like(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Genera
     out = _to_uint8(img)
     if rng.random() < cfg.p_jpeg:
         out = _jpeg(out, rng, cfg.jpeg_quality)
-    return out, out_mask
+    return out
 
 
 def photo_augment(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, size: int,
