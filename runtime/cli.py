@@ -161,6 +161,9 @@ def _info(args: argparse.Namespace) -> int:
     print(f"catalogue   {len(bundle.catalog)} items in {_shown(manifest, 'catalog', 'groups')} product groups")
     print(f"model       {bundle.card.name} ({bundle.card.input.width}x{bundle.card.input.height}, descriptor {meta.dim}-d)")
     print(f"projection  {describe_projection(manifest['descriptor'].get('projection'))}")
+    views = bundle.query_views
+    print("query views " + (f"the photo and its central {' and '.join(f'{z:.0%}' for z in views.zooms)} zooms, summed "
+                            f"(zoom weight {views.weight:g})" if views else "the photo alone"))
     print(f"index       {bundle.index.kind}" + (f" (M={meta.index.M}, ef={meta.index.ef})" if bundle.index.kind == "hnsw" else ""))
     print(f"text map    {len(bundle.text_map.indices)} neighbour links (top {_shown(manifest, 'text_map', 'top_n')}, "
           f"threshold {_shown(manifest, 'text_map', 'threshold')})")

@@ -39,7 +39,7 @@ class Retriever:
             workers = threads or usable_cores()
             make = lambda: open_backend(bundle.model_path, "onnxruntime", threads=1, spin=False)  # noqa: E731
         self.embedder = Embedder(backend, bundle.card, bundle.levels, projection=bundle.projection, workers=workers,
-                                 worker_backend=make)
+                                 worker_backend=make, views=bundle.query_views)
         self.reader = reader
 
     @classmethod
@@ -118,7 +118,8 @@ class Retriever:
         return self.describe([image], ocr=True)[1][0]
 
     def embed(self, images: Sequence[ImageSource], batch_size: int = 16) -> np.ndarray:
-        """SR-MAC descriptors (N, D) of photos, as stored in the bundle's index (projected if it has a projection)."""
+        """Descriptors (N, D) of query photos in the index's space (projected if the bundle has a projection; each
+        photo's query views summed if it has them)."""
         return self.embedder.embed(images, batch_size=batch_size)
 
     def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None,

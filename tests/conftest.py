@@ -16,12 +16,27 @@ DEFAULT_MODEL = ROOT / "engines" / "manet_lite0.onnx"
 
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle of the 24-item demo catalogue (exact search). Tests must not modify it: copy it first."""
+    """A bundle of the 24-item demo catalogue (exact search), built with the default options but one query view:
+    the suite runs hundreds of queries through it, and the default's zooms would triple their visual model's cost
+    (runtime.describe.views; the default build's views have their own tests, test_query_views, and `shadematch
+    demo` runs them in test_demo). Tests must not modify it: copy it first."""
     pytest.importorskip("sklearn")
     from export.bundle.build import BuildOptions, build_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "demo"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, query_views=None))
+    return out
+
+
+@pytest.fixture(scope="session")
+def views_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo catalogue's bundle as `build` makes it by default (query views included), without the confidence
+    model and pictures (not what its tests look at). Tests must not modify it."""
+    pytest.importorskip("sklearn")
+    from export.bundle.build import BuildOptions, build_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "views"
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, pictures=False))
     return out
 
 

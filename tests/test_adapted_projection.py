@@ -74,7 +74,7 @@ def _singles_catalogue(tmp_path: Path, rows: int = 4) -> Path:
 
 def test_a_catalogue_of_single_images_gets_store_like_views(tmp_path: Path) -> None:
     catalogue = _singles_catalogue(tmp_path)
-    options = BuildOptions(progress=False, calibration=None, pictures=False, views=3, ocr=False)
+    options = BuildOptions(progress=False, calibration=None, pictures=False, views=3, ocr=False, query_views=None)
     build_bundle(catalogue, tmp_path / "a", options)
     build_bundle(catalogue, tmp_path / "b", options)
     bundle = open_bundle(tmp_path / "a")
@@ -99,7 +99,7 @@ def test_single_images_without_views_fail_before_anything_is_written(tmp_path: P
 
 def test_the_projection_can_be_switched_off(tmp_path: Path) -> None:
     build_bundle(_singles_catalogue(tmp_path), tmp_path / "b", BuildOptions(progress=False, calibration=None, projection="none", pictures=False,
-                                                                                      ocr=False))
+                                                                                      ocr=False, query_views=None))
     bundle = open_bundle(tmp_path / "b")
     assert bundle.projection is None and bundle.index.dim == 1280 and bundle.manifest["format_version"] == 1
 

@@ -29,8 +29,10 @@ def test_demo_bundle_opens_and_parts_agree(demo_bundle: Path) -> None:
     norms = np.linalg.norm(np.asarray(bundle.index.vectors), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     manifest = bundle.manifest
-    # the default adapted projection needs version 2 (a bundle without one stays version 1: test_adapted_projection)
+    # labels need version 3, the adapted projection 2 (a bundle without them stays lower: test_adapted_projection);
+    # this one has one query view (conftest), the default build's views make it 4 (test_query_views)
     assert manifest["format_version"] == 3 and manifest["descriptor"]["projection"]["kind"] == "adapted"
+    assert "query_views" not in manifest["descriptor"] and bundle.query_views is None
     assert {"numpy", "onnxruntime", "hnswlib"} <= set(manifest["libraries"])
     assert set(manifest["files"]) >= {"models/visual.onnx", "vectors.npy", "text_map.npz", "catalog.jsonl",
                                       "projection.npz", "adaptation.npz"}
@@ -169,7 +171,8 @@ def test_a_bundle_without_labels_answers_from_the_image_alone(tmp_path: Path, de
     from runtime.errors import ShadematchError
     from runtime.retriever import Retriever
 
-    build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, pictures=False, ocr=False))
+    build_bundle(DEMO / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, calibration=None, pictures=False, ocr=False,
+                                                                          query_views=None))
     bundle = open_bundle(tmp_path / "b")
     assert bundle.labels is None and bundle.manifest["format_version"] == 2 and "labels" not in bundle.manifest
     assert not any(name.startswith("models/text_") for name in bundle.manifest["files"])

@@ -94,6 +94,7 @@ def test_info(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "checksums OK" in out and "24 items" in out
     assert "not found   under confidence 0." in out and "fitted by build on 48 store-like views" in out
+    assert "query views the photo alone" in out
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,14 @@ def _edit(bundle: Path, change: Callable[[dict], Any]) -> None:
     (lambda m: m["labels"].pop("recogniser"), "labels.recogniser names None"),
     (lambda m: m.update(labels=3), "section 'labels' is missing or malformed"),
     (lambda m: m.update(format_version="2"), "bundle format version 2, but this shadematch reads"),
+    (lambda m: m["descriptor"].update(query_views=[0.8]), "section descriptor.'query_views' is missing or malformed"),
+    (lambda m: m["descriptor"].update(query_views={"kind": "tiles"}), "descriptor.query_views.kind must be 'zoom'"),
+    (lambda m: m["descriptor"].update(query_views={"kind": "zoom", "zooms": [0.8, 1.5], "weight": 0.5}),
+     r"descriptor.query_views.zoom must be a number in"),
+    (lambda m: m["descriptor"].update(query_views={"kind": "zoom", "zooms": 0.8, "weight": 0.5}),
+     r"descriptor.query_views.zooms must be a list of 1 to 4"),
+    (lambda m: m["descriptor"].update(query_views={"kind": "zoom", "zooms": [0.8]}),
+     r"descriptor.query_views.weight must be a number"),
 ])
 def test_bad_manifest_values_are_bundle_errors_naming_the_field(bundle_copy: Path, change, message: str,
                                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,14 +59,15 @@ def test_impossible_dimensions_are_clear_errors(dims: int, message: str) -> None
 def projected_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("projected") / "bundle"
     build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, projection="pca", reduce_dim=16, pictures=False,
-                                                       ocr=False))
+                                                       ocr=False, query_views=None))
     return out
 
 
 @pytest.fixture(scope="module")
 def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("plain") / "bundle"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, projection="none", pictures=False, ocr=False))
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, projection="none", pictures=False, ocr=False,
+                                                       query_views=None))
     return out
 
 

@@ -157,6 +157,7 @@ def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_
     info = up.manifest["descriptor"]["projection"]
     assert up.manifest["lineage"]["projection"] == "refitted" and info["groups"] == 12 and info["out_dim"] == 11
     assert open_bundle(kept).manifest["descriptor"]["projection"]["rows_added_since_fit"] == 20
+    assert up.query_views is not None and up.query_views == open_bundle(kept).query_views == full.query_views
     # the confidence model weighs descriptors: carried while their space is kept, fitted again when refitted
     part = open_bundle(tmp_path / "part")
     np.testing.assert_array_equal(open_bundle(kept).confidence.product_weights, part.confidence.product_weights)

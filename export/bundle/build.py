@@ -21,6 +21,7 @@ from runtime.search.index import IndexParams, VisualIndex
 from runtime.tools.tables import other_columns
 from runtime.describe.modelcard import INT8, PRECISIONS, ModelCard, card_path_for, quantized_path
 from runtime.describe.pooling import DEFAULT_LEVELS
+from runtime.describe.views import QueryViews
 from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
 from runtime.retriever import Retriever
 
@@ -118,6 +119,8 @@ class BuildOptions:
     precision: str | None = None
     #: How the confidence model ("not found") is fitted on the finished bundle; None: the bundle has none.
     calibration: CalibrationOptions | None = field(default_factory=CalibrationOptions)
+    #: How a query photo is described (runtime.describe.views: its crop and central zooms, summed); None: one view.
+    query_views: QueryViews | None = field(default_factory=QueryViews)
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
         text_params=options.text.to_dict(), levels=options.levels, k=options.k, top=options.top, vote=options.vote,
         pictures=options.pictures, projection=projection,
         adaptation=(adapted.scatter, adapted.raw) if adapted.scatter is not None else None, plans=options.engines,
-        backend=options.bundle_backend, overwrite=options.overwrite, labels=labels,
+        backend=options.bundle_backend, overwrite=options.overwrite, labels=labels, query_views=options.query_views,
     )
     if options.calibration is not None:
         add_confidence(Path(out), options.calibration, options.threads, [(row.image, row.group) for row in kept])

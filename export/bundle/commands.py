@@ -35,6 +35,9 @@ def register_build(commands: argparse._SubParsersAction) -> None:
                    "has only one catalogue image, for the adapted projection (default: 16; 0 = none)")
     p.add_argument("--shrinkage", type=unit_float, default=None, help="regulariser of the adapted projection in [0, 1] (default: "
                    "0.3 when the catalogue's own images show each product's variation, 0.7 when views do)")
+    p.add_argument("--query-views", choices=("zoom", "off"), default="zoom", help="describe a query photo from its "
+                   "crop and central 80%% and 64%% zooms, summed (two more images per photo in the visual model), or from "
+                   "its crop alone (default: zoom)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="photos per model run (default: 32)")
     p.add_argument("--text-top-n", type=positive_int, default=None, help="text neighbours kept per item (default: 50)")
     p.add_argument("--text-threshold", type=unit_float, default=None, help="minimum title cosine similarity (default: 0.3)")
@@ -72,6 +75,8 @@ def _build(args: argparse.Namespace) -> int:
         from .textmap import TextMapParams
     except ImportError as exc:
         raise needs_export_extra(exc) from None
+    from runtime.describe.views import QueryViews
+
     text = TextMapParams()
     text = replace(text, top_n=args.text_top_n or text.top_n,
                    threshold=text.threshold if args.text_threshold is None else args.text_threshold)
@@ -80,7 +85,7 @@ def _build(args: argparse.Namespace) -> int:
                            progress=not args.quiet, engines=tuple(args.engines), bundle_backend=args.default_backend,
                            workers=args.workers, work_dir=args.work_dir, ray=args.ray, projection=args.projection,
                            reduce_dim=args.reduce_dim, views=args.views, shrinkage=args.shrinkage, ocr=args.ocr == "on",
-                           precision=args.precision,
+                           precision=args.precision, query_views=QueryViews() if args.query_views == "zoom" else None,
                            calibration=CalibrationOptions(non_products=args.not_found_photos) if args.not_found_photos else None)
     if args.label_weight is not None:
         options.label_weight = args.label_weight

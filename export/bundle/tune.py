@@ -83,7 +83,7 @@ def tune(bundle_path: Path, queries_csv: Path, out: Path, *, backend: str | None
     queries = read_queries(queries_csv)
     words = None
     with open_backend(bundle.model_path, backend or bundle.backend, threads=threads) as model:
-        embedder = Embedder(model, bundle.card, bundle.levels)
+        embedder = Embedder(model, bundle.card, bundle.levels, views=bundle.query_views)  # as the bundle's queries
         if bundle.labels is not None:
             with LabelReader.open(*bundle.text_models, threads=threads) as reader:
                 raw_queries, read = describe_and_read(embedder, reader, decode_photos([q.image for q in queries]))

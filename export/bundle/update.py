@@ -229,7 +229,7 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         text_params=params.to_dict(), levels=bundle.levels, k=bundle.k, top=bundle.top, vote=bundle.vote,
         plans=bundle.plans, backend=bundle.backend, pictures=bool(manifest.get("pictures")),
         overwrite=options.overwrite, projection=projection, adaptation=adaptation, labels=labels,
-        carried_pictures=carried, lineage=lineage,
+        carried_pictures=carried, lineage=lineage, query_views=bundle.query_views,
         # the confidence model weighs descriptors: it holds while their space does, and is fitted again when not
         confidence=(bundle.confidence, manifest["confidence"]) if bundle.confidence and refitted is None else None,
     )

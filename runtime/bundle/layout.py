@@ -6,8 +6,10 @@ FORMAT_NAME = "shadematch-bundle"
 #: (`projection.npz`); a bundle without one is still written as version 1, so older kiosks keep opening it,
 #: while a version-1 reader refuses a projected bundle by its version instead of failing on dimensions.
 #: Version 3 adds the label index and the text reading models (`labels`); bundles without them keep their version.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#: Version 4 adds query views (`descriptor.query_views`, runtime.describe.views): an older kiosk refuses such a
+#: bundle by its version instead of answering from one view, whose descriptors the index was not built for.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MANIFEST = "manifest.json"
 MODEL_FILE = "models/visual.onnx"
 CARD_FILE = "models/visual.card.json"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from ..describe.views import QueryViews
 from ..errors import BundleError
 from ..search.index import IndexParams
 
@@ -58,6 +59,8 @@ class Manifest:
     items: int
     #: The label index and text reading models (format 3), or None: the bundle answers from the image alone.
     labels: "LabelsSection | None" = None
+    #: How a query photo is described (runtime.describe.views), or None: from the card's crop alone (older bundles).
+    query_views: QueryViews | None = None
     #: sha256 of manifest.json as read: the bundle's identity (it covers every file's checksum), as an update's
     #: lineage and the kiosk's health report name it.
     sha256: str = ""
@@ -103,6 +106,18 @@ class Manifest:
                 check.listed(section.get(key), files, f"labels.{key}")
             labels = LabelsSection(section["file"], section["detector"], section["recogniser"],
                                    check.number(section, "weight", "labels.", 0.0, 100.0))
+        query_views = None
+        if descriptor.get("query_views") is not None:
+            check.section(descriptor, "query_views", "descriptor.")
+            views = descriptor["query_views"]
+            if views.get("kind") != "zoom":
+                raise BundleError(f"{where}: descriptor.query_views.kind must be 'zoom', got {views.get('kind')!r}")
+            zooms = views.get("zooms")
+            if not isinstance(zooms, list) or not 1 <= len(zooms) <= 4:
+                raise BundleError(f"{where}: descriptor.query_views.zooms must be a list of 1 to 4 numbers, got {zooms!r}")
+            query_views = QueryViews(tuple(check.number({"zoom": z}, "zoom", "descriptor.query_views.", 0.3, 0.99)
+                                           for z in zooms),
+                                     check.number(views, "weight", "descriptor.query_views.", 0.01, 4.0))
         if raw.get("pictures") is not None and not isinstance(raw.get("pictures"), dict):
             raise BundleError(f"{where}: pictures must be an object or null")
         return cls(
@@ -112,7 +127,7 @@ class Manifest:
             index=params, index_file=index_file, index_rows=index_rows,
             k=check.integer(search, "k", "search."), top=check.integer(search, "top", "search.", minimum=1),
             vote=check.integer(search, "vote", "search.", default=0),
-            items=check.integer(raw["catalog"], "items", "catalog."), labels=labels,
+            items=check.integer(raw["catalog"], "items", "catalog."), labels=labels, query_views=query_views,
         )
 
 

@@ -22,6 +22,7 @@ from ..errors import BackendError, BundleError, ModelCardError
 from ..search.index import VisualIndex
 from ..describe.modelcard import ModelCard, card_path_for
 from ..describe.projection import Projection
+from ..describe.views import QueryViews
 from ..search.label_index import LabelIndex
 from ..search.textmap import TextNeighbours
 from .catalog import CatalogItem, CatalogRows
@@ -54,6 +55,11 @@ class Bundle:
     def reads_labels(self) -> bool:
         """Whether the bundle carries a label index and the models that read the words a photo is compared by."""
         return self.labels is not None
+
+    @property
+    def query_views(self) -> QueryViews | None:
+        """How a query photo is described (runtime.describe.views); None: from the card's crop alone."""
+        return self.meta.query_views if self.meta else None
 
     @property
     def label_weight(self) -> float:

@@ -26,6 +26,7 @@ from ..describe.image import load_image
 from ..search.index import VisualIndex
 from ..describe.modelcard import ModelCard, card_path_for
 from ..describe.projection import Projection
+from ..describe.views import QueryViews
 from ..search.label_index import LabelIndex
 from ..search.textmap import TextNeighbours
 from ..versions import installed_versions
@@ -149,6 +150,7 @@ def write_bundle(
     carried_pictures: Sequence[Path | None] | None = None,
     lineage: dict[str, Any] | None = None,
     confidence: tuple[ConfidenceModel, dict[str, Any]] | None = None,
+    query_views: QueryViews | None = None,
 ) -> Path:
     """Write a complete bundle to ``out`` (see DEVELOPERS.md for the layout); ``plans`` are TensorRT plans
     of the visual model (with their sidecars), ``backend`` the backend the bundle asks for by default;
@@ -158,7 +160,8 @@ def write_bundle(
     ``labels`` (the label index, the reading models and the fusion weight) lets queries read the photo's text;
     ``carried_pictures`` (an update) copies rows' pictures from the parent bundle; ``lineage`` (an update) records
     the parent bundle and what changed; ``confidence`` (an update that keeps the descriptor space) carries the match
-    confidence model with its manifest section."""
+    confidence model with its manifest section; ``query_views``: how a query photo is described
+    (runtime.describe.views; None: from the card's crop alone)."""
     if len(items) != len(index) or len(items) != len(text_map):
         raise BundleError(f"bundle parts disagree: {len(items)} items, {len(index)} vectors, {len(text_map)} text rows")
     if projection is not None and (projection[0].in_dim, projection[0].out_dim) != (card.feature_dim, index.dim):
@@ -194,7 +197,8 @@ def write_bundle(
         manifest = {
             "format": layout.FORMAT_NAME,
             # the lowest version that holds what this bundle carries (see runtime.bundle.FORMAT_VERSION)
-            "format_version": 3 if labels is not None else 2 if projection is not None else 1,
+            "format_version": (4 if query_views is not None else 3 if labels is not None
+                               else 2 if projection is not None else 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "shadematch_version": __version__,
             "libraries": library_versions(),
@@ -202,7 +206,8 @@ def write_bundle(
             "descriptor": {"dim": index.dim, "pooling": "srmac", "levels": levels,
                            **({"projection": {"file": layout.PROJECTION_FILE, **projection[1],
                                               **({"refit": layout.ADAPTATION_FILE} if adaptation else {})}}
-                              if projection else {})},
+                              if projection else {}),
+                           **({"query_views": query_views.to_dict()} if query_views is not None else {})},
             "index": {"kind": index.kind, "space": "ip", "file": layout.INDEX_FILE if has_graph else None,
                       **({"rows": layout.INDEX_ROWS_FILE, "deleted": index.deleted} if index.label_rows is not None else {}),
                       **index.params.to_dict()},

@@ -37,12 +37,13 @@ def describe_and_read(embedder: Embedder, reader: LabelReader, photos: Sequence[
     """Descriptors (N, D) of decoded photos (upright RGB, as `decode_photos` gives them) and the words read on
     each one's product region, which the saliency map S of the same model pass points at."""
     chunks, words = [], []
-    for start in range(0, len(photos), batch_size):
-        chunk = photos[start : start + batch_size]
-        side = max(embedder.card.input.height, embedder.card.input.width)
-        outputs = embedder.run_model(np.stack([embedder.preprocess(reduced(photo, side)) for photo in chunk]))
+    step = embedder.photos_per_run(batch_size)
+    for start in range(0, len(photos), step):
+        chunk = photos[start : start + step]
+        side = embedder.decode_side
+        outputs = embedder.run_model(np.concatenate([embedder.inputs(reduced(photo, side)) for photo in chunk]))
         chunks.append(embedder.pool(outputs))
-        saliency = outputs[embedder.card.outputs["saliency"]][:, 0]
+        saliency = outputs[embedder.card.outputs["saliency"]][:: embedder.views_per_photo, 0]  # each photo's own crop
         words += [reader.read(photo, product_box(smap, photo.size, embedder.card.input))
                   for photo, smap in zip(chunk, saliency)]
     if not chunks:

@@ -123,17 +123,17 @@ def _stage_samples(retriever: Retriever, images: Sequence[Path], options: BenchO
     k, top, vote = bundle.k, bundle.top, bundle.vote
     products = bundle.products
     saliency = bundle.card.outputs["saliency"]
-    side = max(bundle.card.input.height, bundle.card.input.width)  # the visual model's input, from a read photo
+    side = embedder.decode_side  # what the visual model's inputs are cut from, of a photo decoded for reading
     samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "total")}
     for run in range(options.warmup + options.repeats):
         image = images[run % len(images)]
         clock = _Clock()
         if ocr:
             photo = clock("decode", lambda: decode_photos([image])[0])
-            batch = clock("preprocess", lambda: embedder.preprocess(reduced(photo, side))[None])
+            batch = clock("preprocess", lambda: embedder.inputs(reduced(photo, side)))
         else:
             decoded = clock("decode", embedder.decode, image)
-            batch = clock("preprocess", lambda: embedder.preprocess(decoded)[None])
+            batch = clock("preprocess", lambda: embedder.inputs(decoded))
         outputs = clock("visual_model", embedder.run_model, batch)
         descriptors = clock("srmac", embedder.pool, outputs)
         evidence = None
