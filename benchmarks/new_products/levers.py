@@ -26,29 +26,41 @@ sys.path.insert(0, str(HERE))
 from run import PROTOCOLS, RESULTS  # noqa: E402
 from split import write_json_atomic  # noqa: E402
 
-from export.bundle.adapt import AdaptOptions, fit_adapted, view_descriptors, view_rows  # noqa: E402
+from export.bundle.adapt import AdaptOptions, fit_adapted, view_descriptors, view_rows, view_source  # noqa: E402
 from export.bundle.catalog import read_catalog_csv  # noqa: E402
+from export.train.augment import heap_like, store_like  # noqa: E402
+from export.train.saliency import foreground_mask  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
 from runtime.bundle.read import open_bundle  # noqa: E402
 from runtime.describe.embedder import Embedder  # noqa: E402
 from runtime.describe.image import prepare  # noqa: E402
 from runtime.describe.pooling import l2_normalize  # noqa: E402
+from runtime.describe.views import QueryViews  # noqa: E402
 from runtime.retriever import Retriever  # noqa: E402
 from runtime.search.index import VisualIndex  # noqa: E402
 from runtime.tools.evaluate import read_queries, score  # noqa: E402
 
 VIEWS = 16
-#: Query crops: the card's own (shorter side, centre crop), a closer one, and the whole photo letterboxed.
-CROPS = ("centre", "zoom", "whole")
+#: Other store-like view sets of single-image products: {name: (views per image, of which heaps)}.
+VIEW_SETS = {"32 store-like views": (32, 0), "8 store-like + 8 heap views": (16, 8),
+             "16 store-like + 16 heap views": (32, 16)}
+#: Query crops: the card's own (shorter side, centre crop), closer ones (central 80 % and 64 %: what
+#: runtime.describe.views crops), and the whole photo letterboxed.
+CROPS = ("centre", "zoom", "whole", "zoom64")
+#: Query views scored as levers: {name: ((crop, weight), ...)}, descriptors summed before the projection.
+VIEW_SUMS = {"+ query views: zoom 0.8, weight 0.5": (("centre", 1.0), ("zoom", 0.5)),
+             "+ query views: zoom 0.8, weight 1": (("centre", 1.0), ("zoom", 1.0)),
+             "+ query views: zoom 0.64, weight 0.5": (("centre", 1.0), ("zoom64", 0.5)),
+             "+ query views: zoom 0.8 and 0.64, weight 0.5 each (build default)": (("centre", 1.0), ("zoom", 0.5),
+                                                                               ("zoom64", 0.5))}
 
 
 def crop(image: Image.Image, kind: str) -> Image.Image:
     """The photo as a crop kind sees it, before the card's resize."""
     if kind == "centre":
         return image
-    if kind == "zoom":
-        w, h = image.size
-        return image.crop((int(w * 0.1), int(h * 0.1), int(w * 0.9), int(h * 0.9)))
+    if kind in ("zoom", "zoom64"):
+        return QueryViews(zooms=(0.8 if kind == "zoom" else 0.64,)).crops(image)[1]
     side = max(image.size)
     return ImageOps.pad(image, (side, side), color=(127, 127, 127))
 
@@ -59,6 +71,22 @@ def cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
     array = make()
     np.save(path, array)
     return array
+
+
+def mixed_views(chosen: np.ndarray, rows: Sequence, embedder: Embedder, count: int, heaps: int) -> np.ndarray:
+    """(len(chosen), count, D) descriptors of ``count`` views per chosen row, as `build` seeds them: store-like
+    ones, then (same generator) the last ``heaps`` of them heaps of copies (`heap_like`: does a bin of fruit
+    or a shelf facing teach the projection what a store photo of the one pictured product looks like?)."""
+    size = max(embedder.card.input.height, embedder.card.input.width)
+    out = np.empty((len(chosen), count, embedder.card.feature_dim), dtype=np.float32)
+    for i, row in enumerate(chosen):
+        pixels = view_source(str(rows[row].image), size)
+        mask, outline = foreground_mask(pixels), foreground_mask(pixels, convex=False)
+        rng = np.random.default_rng((0, int(row)))
+        views = [store_like(pixels, mask, rng, size)[0] for _ in range(count - heaps)]
+        views += [heap_like(pixels, outline, rng, size)[0] for _ in range(heaps)]
+        out[i] = embedder.embed(views, batch_size=16)
+    return out
 
 
 def describe(embedder: Embedder, images: Sequence[Path], kind: str) -> np.ndarray:
@@ -88,12 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = view_rows(groups, VIEWS, options.seed)
         views = cached(cache / f"{protocol}_views.npy",
                        lambda: view_descriptors(chosen, rows, embedder, options, False)) if len(chosen) else None
+        other_views = {name: cached(cache / f"{protocol}_views_{count}_{heaps}.npy",
+                                    lambda count=count, heaps=heaps: mixed_views(chosen, rows, embedder, count, heaps))
+                       for name, (count, heaps) in VIEW_SETS.items()} if len(chosen) else {}
         retriever = Retriever(bundle, backend)
         for queries_name in ("unseen", "seen"):
             queries = read_queries(csv_dir / f"{args.queries_split}_{queries_name}_queries.csv")
             raw = {kind: cached(cache / f"{protocol}_{queries_name}_{kind}.npy",
                                 lambda kind=kind: describe(embedder, [q.image for q in queries], kind)) for kind in CROPS}
-            for lever, (rows_indexed, projection, query) in levers(gallery, groups, chosen, views, raw).items():
+            for lever, (rows_indexed, projection, query) in levers(gallery, groups, chosen, views, raw,
+                                                                   other_views).items():
                 variant = dataclasses.replace(bundle, index=VisualIndex.build(rows_indexed), projection=projection,
                                               confidence=None)  # fitted in the bundle's own space
                 retriever.bundle = variant
@@ -113,10 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def levers(gallery: np.ndarray, groups: list[str], chosen: np.ndarray, views: np.ndarray | None,
-           raw: dict[str, np.ndarray]) -> dict[str, tuple]:
+           raw: dict[str, np.ndarray], other_views: dict[str, np.ndarray]) -> dict[str, tuple]:
     """{lever: (indexed rows, projection or None, query descriptors in the indexed space)}."""
-    multi = l2_normalize(sum(raw[kind] for kind in CROPS))
+    multi = l2_normalize(sum(raw[kind] for kind in ("centre", "zoom", "whole")))
     out = {"no projection": (gallery, None, raw["centre"])}
+    for name, extra in other_views.items():
+        adapted = fit_adapted(gallery, groups, chosen, extra, AdaptOptions(views=extra.shape[1]))
+        projection = adapted.projection[0]
+        out[f"adapted, {name}"] = (adapted.vectors, projection, projection.apply(raw["centre"]))
     for shrinkage in (None, 0.1, 0.3, 0.5, 0.7, 0.9):
         adapted = fit_adapted(gallery, groups, chosen, views, AdaptOptions(views=VIEWS, shrinkage=shrinkage))
         name = "adapted (default)" if shrinkage is None else f"adapted, shrinkage {shrinkage}"
@@ -126,6 +162,9 @@ def levers(gallery: np.ndarray, groups: list[str], chosen: np.ndarray, views: np
         if shrinkage is None:
             out["adapted + query crops x3"] = (adapted.vectors, projection, projection.apply(multi))
             out["adapted + zoom crop"] = (adapted.vectors, projection, projection.apply(raw["zoom"]))
+            for name, parts in VIEW_SUMS.items():
+                summed = l2_normalize(sum(weight * raw[kind] for kind, weight in parts))
+                out[f"adapted {name}"] = (adapted.vectors, projection, projection.apply(summed))
             for k in (1, 3):
                 out[f"adapted + query expansion k={k}"] = (adapted.vectors, projection,
                                                            expand(query, adapted.vectors, k))
