@@ -24,7 +24,9 @@ def engine_bundle(rtx_plans: dict[str, Path], tmp_path_factory: pytest.TempPathF
 
     out = tmp_path_factory.mktemp("engine-bundle") / "bundle"
     plans = (rtx_plans[VISUAL], rtx_plans[f"{VISUAL}@7.5"])
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, engines=plans))
+    # One query view, as the session's demo bundle it is compared with.
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, engines=plans,
+                                                         query_views=None))
     return out
 
 
