@@ -34,7 +34,7 @@ from runtime.backends import open_backend  # noqa: E402
 from runtime.bundle.read import open_bundle  # noqa: E402
 from runtime.describe.embedder import Embedder  # noqa: E402
 from runtime.describe.image import prepare  # noqa: E402
-from runtime.describe.pooling import l2_normalize  # noqa: E402
+from runtime.describe.pooling import l2_normalize, srmac  # noqa: E402
 from runtime.describe.views import QueryViews  # noqa: E402
 from runtime.retriever import Retriever  # noqa: E402
 from runtime.search.index import VisualIndex  # noqa: E402
@@ -46,13 +46,21 @@ VIEW_SETS = {"32 store-like views": (32, 0), "8 store-like + 8 heap views": (16,
              "16 store-like + 16 heap views": (32, 16)}
 #: Query crops: the card's own (shorter side, centre crop), closer ones (central 80 % and 64 %: what
 #: runtime.describe.views crops), and the whole photo letterboxed.
-CROPS = ("centre", "zoom", "whole", "zoom64")
+CROPS = ("centre", "zoom", "whole", "zoom64", "map80", "map60")
 #: Query views scored as levers: {name: ((crop, weight), ...)}, descriptors summed before the projection.
 VIEW_SUMS = {"+ query views: zoom 0.8, weight 0.5": (("centre", 1.0), ("zoom", 0.5)),
              "+ query views: zoom 0.8, weight 1": (("centre", 1.0), ("zoom", 1.0)),
              "+ query views: zoom 0.64, weight 0.5": (("centre", 1.0), ("zoom64", 0.5)),
              "+ query views: zoom 0.8 and 0.64, weight 0.5 each (build default)": (("centre", 1.0), ("zoom", 0.5),
-                                                                               ("zoom64", 0.5))}
+                                                                               ("zoom64", 0.5)),
+             "+ map views: 80 % and 60 % of the photo's feature map, weight 0.5 each": (("centre", 1.0),
+                                                                                    ("map80", 0.5), ("map60", 0.5)),
+             "+ map views: 80 % and 60 % of the photo's feature map, weight 1 each": (("centre", 1.0),
+                                                                                  ("map80", 1.0), ("map60", 1.0)),
+             "+ map views: 80 % of the photo's feature map, weight 1": (("centre", 1.0), ("map80", 1.0))}
+#: Zooms without another model run: SR-MAC over the central cells of the photo's own X and S maps (``fraction`` of
+#: the map's side), i.e. what the central crop of the photo looks like to the trunk that saw the whole photo.
+MAP_CROPS = {"map80": 0.8, "map60": 0.6}
 
 
 def crop(image: Image.Image, kind: str) -> Image.Image:
@@ -90,8 +98,25 @@ def mixed_views(chosen: np.ndarray, rows: Sequence, embedder: Embedder, count: i
 
 
 def describe(embedder: Embedder, images: Sequence[Path], kind: str) -> np.ndarray:
+    if kind in MAP_CROPS:
+        return describe_map_crop(embedder, images, MAP_CROPS[kind])
     batch = [prepare(crop(embedder.decode(image), kind), embedder.card.input) for image in images]
     return np.concatenate([embedder.embed_batch(np.stack(batch[i:i + 16])) for i in range(0, len(batch), 16)])
+
+
+def describe_map_crop(embedder: Embedder, images: Sequence[Path], fraction: float) -> np.ndarray:
+    """SR-MAC of the central ``fraction`` of each photo's feature map (one model run of the card's crop)."""
+    out = []
+    for i in range(0, len(images), 16):
+        batch = np.stack([prepare(embedder.decode(image), embedder.card.input) for image in images[i:i + 16]])
+        maps = embedder.run_model(batch)
+        features, saliency = maps[embedder.card.outputs["features"]], maps[embedder.card.outputs["saliency"]]
+        h, w = features.shape[2:]
+        ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        out.append(srmac(features[:, :, y0:y0 + ch, x0:x0 + cw], saliency[:, :, y0:y0 + ch, x0:x0 + cw],
+                         embedder.levels))
+    return np.concatenate(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label", default="unseen", help="run.py's label of the bundles (default: unseen)")
     parser.add_argument("--queries-split", default="val", help="the query photos' split (default: val)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
+    parser.add_argument("--only", help="score only the levers whose name holds this text (skips the other view sets)")
     args = parser.parse_args(argv)
     cache = args.work / "levers" / args.label
     cache.mkdir(parents=True, exist_ok=True)
@@ -118,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        lambda: view_descriptors(chosen, rows, embedder, options, False)) if len(chosen) else None
         other_views = {name: cached(cache / f"{protocol}_views_{count}_{heaps}.npy",
                                     lambda count=count, heaps=heaps: mixed_views(chosen, rows, embedder, count, heaps))
-                       for name, (count, heaps) in VIEW_SETS.items()} if len(chosen) else {}
+                       for name, (count, heaps) in VIEW_SETS.items()
+                       if args.only is None or args.only in f"adapted, {name}"} if len(chosen) else {}
         retriever = Retriever(bundle, backend)
         for queries_name in ("unseen", "seen"):
             queries = read_queries(csv_dir / f"{args.queries_split}_{queries_name}_queries.csv")
@@ -126,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 lambda kind=kind: describe(embedder, [q.image for q in queries], kind)) for kind in CROPS}
             for lever, (rows_indexed, projection, query) in levers(gallery, groups, chosen, views, raw,
                                                                    other_views).items():
+                if args.only is not None and args.only not in lever:
+                    continue
                 variant = dataclasses.replace(bundle, index=VisualIndex.build(rows_indexed), projection=projection,
                                               confidence=None)  # fitted in the bundle's own space
                 retriever.bundle = variant
@@ -139,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         retriever.bundle = bundle
         backend.close()
     out = args.results / f"levers_{args.label}_{args.queries_split}.json"
+    if args.only is not None and out.is_file():  # a partial run adds its rows to the report's others
+        rows = json.loads(out.read_text())["rows"]
+        rows.update(report["rows"])
+        report["rows"] = rows
     write_json_atomic(out, report)
     print(f"wrote {out}")
     return 0
