@@ -98,25 +98,24 @@ def mixed_views(chosen: np.ndarray, rows: Sequence, embedder: Embedder, count: i
 
 
 def describe(embedder: Embedder, images: Sequence[Path], kind: str) -> np.ndarray:
-    if kind in MAP_CROPS:
-        return describe_map_crop(embedder, images, MAP_CROPS[kind])
-    batch = [prepare(crop(embedder.decode(image), kind), embedder.card.input) for image in images]
-    return np.concatenate([embedder.embed_batch(np.stack(batch[i:i + 16])) for i in range(0, len(batch), 16)])
-
-
-def describe_map_crop(embedder: Embedder, images: Sequence[Path], fraction: float) -> np.ndarray:
-    """SR-MAC of the central ``fraction`` of each photo's feature map (one model run of the card's crop)."""
+    """Descriptors of the query photos as crop ``kind`` sees them; a map crop pools part of the card crop's maps."""
+    fraction = MAP_CROPS.get(kind)
     out = []
     for i in range(0, len(images), 16):
-        batch = np.stack([prepare(embedder.decode(image), embedder.card.input) for image in images[i:i + 16]])
-        maps = embedder.run_model(batch)
-        features, saliency = maps[embedder.card.outputs["features"]], maps[embedder.card.outputs["saliency"]]
-        h, w = features.shape[2:]
-        ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
-        y0, x0 = (h - ch) // 2, (w - cw) // 2
-        out.append(srmac(features[:, :, y0:y0 + ch, x0:x0 + cw], saliency[:, :, y0:y0 + ch, x0:x0 + cw],
-                         embedder.levels))
+        batch = np.stack([prepare(crop(embedder.decode(image), "centre" if fraction else kind), embedder.card.input)
+                          for image in images[i:i + 16]])
+        out.append(embedder.embed_batch(batch) if fraction is None else central_srmac(embedder, batch, fraction))
     return np.concatenate(out)
+
+
+def central_srmac(embedder: Embedder, batch: np.ndarray, fraction: float) -> np.ndarray:
+    """SR-MAC of the central ``fraction`` of each input's X and S maps (one model run, no zoomed input)."""
+    maps = embedder.run_model(batch)
+    features, saliency = maps[embedder.card.outputs["features"]], maps[embedder.card.outputs["saliency"]]
+    h, w = features.shape[2:]
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return srmac(features[:, :, y0:y0 + ch, x0:x0 + cw], saliency[:, :, y0:y0 + ch, x0:x0 + cw], embedder.levels)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
