@@ -48,11 +48,13 @@ class QdqForm:
 #: quantises scalar constants (EAST's geometry scale), which TensorRT refuses outside a weight's DQ.
 TENSORRT_QDQ = QdqForm("QInt8", ("Conv", "ConvTranspose", "MatMul", "Gemm"),
                        {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
-#: ONNX Runtime's CPU kernels (unsigned activations x signed 7-bit weights: no saturation on AVX2, as on VNNI) with
-#: every operator quantised: Clip, Add, Resize and Concat in INT8 keep the tensors 8-bit between convolutions.
-#: Quantising convolutions alone left float tensors between them and cost accuracy (descriptor cosine to fp32 0.81
-#: vs 0.994; benchmarks/grocery/README.md).
-CPU_QDQ = QdqForm("QUInt8", reduce_range=True)
+#: ONNX Runtime's CPU kernels (unsigned activations x signed 8-bit weights) with every operator quantised: Clip, Add,
+#: Resize and Concat in INT8 keep the tensors 8-bit between convolutions. Quantising convolutions alone left float
+#: tensors between them and cost accuracy (descriptor cosine to fp32 0.81 vs 0.994; benchmarks/grocery/README.md).
+#: 8-bit, not 7-bit, weights: the 7-bit range was the one large loss of MANet in INT8 (descriptor cosine to float32
+#: 0.955 -> 0.989 on Grocery val; no part kept in float32 did better, benchmarks/int8/README.md). 8-bit weights
+#: need a CPU with an INT8 dot-product instruction (runtime.backends.cpu), where builds choose INT8 by default.
+CPU_QDQ = QdqForm("QUInt8")
 #: activation range calibration: name -> (ONNX Runtime method name, its options). Percentile (99.99 %)
 #: ignores the rare outliers that stretch a min-max range: on the demo queries it kept the descriptors
 #: closer to fp32 (mean cosine 0.927 vs 0.889 for min-max; benchmarks/tensorrt/README.md)
@@ -116,9 +118,10 @@ def _pad_square(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[Path], method: str = "percentile",
-                 form: QdqForm = TENSORRT_QDQ) -> Path:
+                 form: QdqForm = TENSORRT_QDQ, exclude: Sequence[str] = ()) -> Path:
     """INT8 Q/DQ model calibrated on ``images`` (``method``: CALIBRATION_METHODS), per-channel weights, in ``form``
-    (TENSORRT_QDQ: the explicit-quantisation form TensorRT builds; CPU_QDQ: ONNX Runtime on the CPU)."""
+    (TENSORRT_QDQ: the explicit-quantisation form TensorRT builds; CPU_QDQ: ONNX Runtime on the CPU); the nodes
+    named in ``exclude`` stay in float32."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -135,7 +138,7 @@ def quantize_qdq(onnx_path: Path, out: Path, card: ModelCard, images: Sequence[P
         quantize_static(
             str(prepared), str(staged), CatalogReader(images, card),
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=form.reduce_range,
-            op_types_to_quantize=list(form.ops) or None,
+            op_types_to_quantize=list(form.ops) or None, nodes_to_exclude=list(exclude) or None,
             activation_type=QuantType[form.activations], weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod[method_name],
             extra_options={**form.extra_options, **method_options},

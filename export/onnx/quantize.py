@@ -56,10 +56,10 @@ def quantize_for_cpu(model: Path, catalog: Path, out_dir: Path, *, count: int = 
         data = staged.read_bytes()
     seconds = time.perf_counter() - started
     calibration = {"catalogue": Path(catalog).name, "images": len(images), "method": method,
-                   "form": "ONNX Runtime Q/DQ: uint8 activations, per-channel int8 weights in a 7-bit range, every operator"}
+                   "form": "ONNX Runtime Q/DQ: uint8 activations, per-channel 8-bit int8 weights, every operator (needs an INT8 dot-product CPU: VNNI, AMX or ARM dotprod)"}
     raw = int8_card(card, target.stem, hashlib.sha256(data).hexdigest(), calibration)
-    raw["rebuild"] = (f"shadematch quantize --onnx engines/{card.file} --calibration CATALOG.csv "
-                      f"--count {len(images)} --method {method} --out engines")
+    raw["rebuild"] = (f"shadematch quantize --onnx {model} --calibration {Path(catalog).name} "
+                      f"--count {len(images)} --method {method} --out {out_dir}")
     write_model_files(target.parent, target.stem, data, raw, _notes(raw, len(data)))
     return QuantizeReport(target, ModelCard.load(card_path_for(target)), len(images), seconds)
 
@@ -75,5 +75,5 @@ def _notes(card: dict[str, Any], n_bytes: int) -> str:
         f"- File: `{card['file']}` ({n_bytes / 1e6:.1f} MB), sha256 `{card['sha256']}`; licence {card.get('license', 'see parent')}",
         "- Input and outputs: as the parent's card (`" + parent["name"] + ".md`).",
         f"- Rebuild: `{card['rebuild']}`", "",
-        "Accuracy and speed against the parent: benchmarks/grocery/README.md (INT8 rows) and benchmarks/bench/.", "",
+        "Accuracy and speed against the parent: benchmarks/int8/README.md and benchmarks/bench/.", "",
     ])
