@@ -2,6 +2,7 @@
 ``Answer``, the result types, live in `runtime.results` and are imported here by their old names)."""
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from types import TracebackType
@@ -10,15 +11,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from .backends import Backend, open_backend, usable_cores
+from .backends.cpu import int8_dot_product
 from .bundle import Bundle, open_bundle
 from .describe.embedder import Embedder
 from .describe.image import ImageSource
+from .describe.modelcard import INT8
 from .errors import ShadematchError
 from .reading.photos import decode_photos, describe_and_read
 from .reading.reader import LabelReader, Word
 from .results import Answer, Match
 from .search.fusion import TextEvidence
 from .search.two_stage import Hit, two_stage_search
+
+LOG = logging.getLogger("shadematch")
 
 
 class Retriever:
@@ -55,6 +60,10 @@ class Retriever:
         bundle = open_bundle(path, verify=verify)
         if ocr and not bundle.reads_labels:
             raise ShadematchError(f"{bundle.path}: the bundle has no label index; rebuild it with `shadematch build --ocr on`")
+        if bundle.card.precision == INT8 and int8_dot_product() is None:
+            LOG.info("%s: its model is INT8, but this CPU has no INT8 dot-product instruction (VNNI, AMX or ARM "
+                     "dotprod): queries run slower and less exactly than where it was built; rebuild it with "
+                     "`shadematch build --precision fp32` for this machine", bundle.path)
         models = bundle.text_models if ocr is not False else None
         reader = LabelReader.open(*models, threads=threads) if models else None
         # with a reader, three sessions take turns on the cores: none may keep its threads spinning

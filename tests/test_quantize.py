@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from runtime.backends import open_backend
+from runtime.backends.cpu import int8_dot_product
 from runtime.bundle import sha256_file
 from runtime.describe.embedder import Embedder
 from runtime.describe.modelcard import ModelCard, card_path_for, quantized_path
@@ -21,6 +22,10 @@ from tests.conftest import DEFAULT_MODEL, DEMO, MODEL
 pytest.importorskip("sklearn")
 from export.bundle.build import BuildOptions, build_bundle, model_at_precision  # noqa: E402
 from export.onnx.quantize import quantize_for_cpu  # noqa: E402
+
+#: 8-bit INT8 weights are exact only with an INT8 dot-product instruction (runtime.backends.cpu); elsewhere builds
+#: choose float32 and these comparisons would measure int16 saturation, not the quantiser.
+needs_dot_product = pytest.mark.skipif(int8_dot_product() is None, reason="this CPU has no INT8 dot-product instruction")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +51,7 @@ def test_quantised_model_has_its_own_card_naming_its_parent(trunk_int8: Path) ->
     assert trunk_int8.stat().st_size < MODEL.stat().st_size / 3  # int8 weights
 
 
+@needs_dot_product
 def test_quantised_descriptors_stay_close_to_float32(trunk_int8: Path, demo_queries: list[Path]) -> None:
     card = ModelCard.load(card_path_for(MODEL))
     with open_backend(MODEL, "onnxruntime", threads=1) as fp32, open_backend(trunk_int8, "onnxruntime", threads=1) as int8:
@@ -72,6 +78,28 @@ def test_precision_resolves_to_the_sibling_or_the_parent(trunk_int8: Path, tmp_p
         model_at_precision(lonely, "fp16")
 
 
+def test_auto_precision_is_int8_only_where_the_cpu_multiplies_it_exactly(
+        trunk_int8: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from export.bundle import build
+
+    parent = trunk_int8.with_name(MODEL.name)
+    monkeypatch.setattr(build, "int8_dot_product", lambda: "avx512_vnni")
+    assert model_at_precision(parent, "auto") == trunk_int8 and model_at_precision(trunk_int8, "auto") == trunk_int8
+    lonely = tmp_path / MODEL.name
+    for path in (MODEL, card_path_for(MODEL)):
+        shutil.copy(path, tmp_path / path.name)
+    with caplog.at_level("INFO", logger="shadematch"):
+        assert model_at_precision(lonely, "auto") == lonely
+        monkeypatch.setattr(build, "int8_dot_product", lambda: None)
+        assert model_at_precision(parent, "auto") == parent
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 2 and "no INT8 sibling" in said[0] and "no INT8 dot-product instruction" in said[1]
+
+
+def test_build_options_default_to_auto_precision() -> None:
+    assert BuildOptions().precision == "auto"
+
+
 def test_an_int8_model_is_not_quantised_again(trunk_int8: Path) -> None:
     with pytest.raises(ShadematchError, match="already INT8"):
         quantize_for_cpu(trunk_int8, DEMO / "catalog.csv", trunk_int8.parent)
@@ -92,14 +120,27 @@ def test_shipped_int8_manet_is_the_quantised_default_model() -> None:
     assert {"instore_map7", "catalogue_only_map7"} <= set(card.raw["metrics"])
 
 
-def test_int8_bundle_answers_the_demo_queries_as_the_float32_one(demo_bundle: Path, demo_queries: list[Path],
-                                                                 tmp_path: Path) -> None:
-    out = tmp_path / "int8"
-    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, precision="int8", ocr=False, pictures=False))
-    manifest = json.loads((out / "manifest.json").read_text())
+@needs_dot_product
+def test_int8_bundle_answers_the_demo_queries_as_the_float32_one(demo_queries: list[Path], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    built = {}
+    for precision in ("int8", "fp32"):
+        built[precision] = tmp_path / precision
+        build_bundle(DEMO / "catalog.csv", built[precision], BuildOptions(progress=False, calibration=None,
+                     precision=precision, ocr=False, pictures=False, query_views=None))
+    manifest = json.loads((built["int8"] / "manifest.json").read_text())
     assert manifest["model"]["name"] == "manet_lite0_int8"
-    with Retriever.open(out) as int8, Retriever.open(demo_bundle, ocr=False) as fp32:
+    with Retriever.open(built["int8"]) as int8, Retriever.open(built["fp32"]) as fp32:
         assert int8.bundle.card.precision == "int8" and fp32.bundle.card.precision == "fp32"
         firsts_int8 = [m[0].group for m in int8.query_batch(demo_queries)]
         firsts_fp32 = [m[0].group for m in fp32.query_batch(demo_queries)]
     assert sum(a == b for a, b in zip(firsts_int8, firsts_fp32)) >= len(demo_queries) - 1
+    # the same INT8 bundle on a CPU without an INT8 dot-product says so once, and still answers
+    import runtime.retriever
+
+    monkeypatch.setattr(runtime.retriever, "int8_dot_product", lambda: None)
+    with caplog.at_level("INFO", logger="shadematch"), Retriever.open(built["int8"]) as int8:
+        assert int8.query(demo_queries[0])
+    said = [r.getMessage() for r in caplog.records if "dot-product" in r.getMessage()]
+    assert len(said) == 1 and "--precision fp32" in said[0]

@@ -51,8 +51,9 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engines", type=Path, nargs="+", default=(), metavar="PLAN", help="TensorRT plans of --model to carry (shadematch engine build; several GPU generations allowed; default: none)")
     p.add_argument("--default-backend", choices=("auto", "tensorrt", "onnxruntime"), default="auto", help="backend the bundle asks for when opened (default: auto)")
-    p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="the model's float32 original or its INT8 copy "
-                   "(`shadematch quantize`), for the catalogue and the queries alike (default: --model as given)")
+    p.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto", help="the model's float32 original or its "
+                   "INT8 copy (`shadematch quantize`), for the catalogue and the queries alike (default: auto, INT8 where this "
+                   "CPU has an INT8 dot-product instruction and the model an INT8 copy, else float32)")
     p.add_argument("--not-found-photos", type=non_negative_int, default=160, metavar="N", help="generated non-product photos "
                    "that, with store-like views of the catalogue, fit the bundle's match confidence and its 'no matching "
                    "product' threshold (default: 160; 0 = no confidence model, every photo is answered found)")
