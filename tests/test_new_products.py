@@ -58,6 +58,17 @@ def test_model_card_agrees_with_the_split() -> None:
     assert model.stat().st_size < 30e6
 
 
+def test_int8_sibling_is_model_onnx_calibrated_on_seen_classes_only() -> None:
+    """The default build's INT8 model (on a CPU with a dot-product instruction) must not have seen a held-out class
+    either: its activation ranges come from the training catalogue's photos alone."""
+    parent = json.loads((NEW_PRODUCTS / "model.card.json").read_text(encoding="utf-8"))
+    card = json.loads((NEW_PRODUCTS / "model_int8.card.json").read_text(encoding="utf-8"))
+    assert card["precision"] == "int8" and card["quantized_from"]["sha256"] == parent["sha256"]
+    assert hashlib.sha256((NEW_PRODUCTS / card["file"]).read_bytes()).hexdigest() == card["sha256"]
+    assert card["calibration"]["catalogue"].startswith(parent["training_catalog"]["file"])
+    assert card["classes_seen"] == parent["classes_seen"] and card["classes_held_out"] == parent["classes_held_out"]
+
+
 def tiny_dataset(root: Path) -> dict[str, str]:
     """A Grocery-Store-shaped dataset/ folder from the demo's 12 products (iconic, one train and one val photo
     each), four to each top-level group; returns {class: group}."""
