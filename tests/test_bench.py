@@ -12,6 +12,7 @@ from runtime.tools.bench import STAGES, THROUGHPUT_BATCHES, to_markdown
 from runtime.cli import main
 
 
+@pytest.mark.slow
 def test_bench_json_on_the_demo_bundle(demo_bundle: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code = main(["bench", "--bundle", str(demo_bundle), "--json", "--repeats", "4", "--threads", "1",
                  "--throughput-rounds", "1", "--report", str(tmp_path / "reports")])
@@ -109,6 +110,7 @@ def test_bench_compare_refuses_a_folder_that_is_not_a_checkout(demo_bundle: Path
     assert "not a shadematch checkout" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_batch_ceiling_script_measures_every_figure_on_the_same_photos(demo_bundle: Path, tmp_path: Path) -> None:
     """benchmarks/bench/batch_ceiling.py (the bound on batch 32 / batch 1 quoted in benchmarks/bench/README.md)."""
     out = tmp_path / "ceiling.json"

@@ -65,6 +65,7 @@ def test_query_goes_on_past_an_unusable_photo(demo_bundle: Path, demo_queries: l
         assert [m["score"] for m in got["matches"]] == pytest.approx([m["score"] for m in want["matches"]], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_json_has_every_field(demo_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--bundle", str(demo_bundle), "--queries", str(DEMO / "queries.csv"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 
+@pytest.mark.slow
 def test_demo_builds_queries_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from export.demo.run import run_demo
 

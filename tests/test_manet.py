@@ -372,6 +372,7 @@ def make_catalogue(label: int, variant: int) -> np.ndarray:
     return image
 
 
+@pytest.mark.slow
 def test_tiny_training_lowers_losses(east):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -48,6 +48,7 @@ def test_split_forward_equals_the_whole_forward() -> None:
     torch.testing.assert_close(split.X_tilde, whole.X_tilde, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_short_run_learns_and_resumes(examples, tmp_path: Path) -> None:
     from export.train.manet import ManetConfig, train_manet
 
@@ -78,6 +79,7 @@ def test_srmac_head_pools_exactly_what_the_runtime_indexes(constant) -> None:
     np.testing.assert_allclose(srmac_pool(torch.from_numpy(X), torch.from_numpy(S)).numpy(), srmac(X, S), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_fresh_views_with_the_srmac_head_learn_and_are_reproducible(examples, tmp_path: Path) -> None:
     from export.train.manet import ManetConfig, train_manet
 

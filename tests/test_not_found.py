@@ -108,6 +108,7 @@ def test_a_confidence_model_is_checked_when_read(tmp_path: Path) -> None:
         ConfidenceModel.load(tmp_path / "junk.npz", 8)
 
 
+@pytest.mark.slow
 def test_tune_learns_not_found_from_photos_of_products_the_catalogue_lacks(tmp_path: Path) -> None:
     import csv
 

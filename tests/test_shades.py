@@ -26,6 +26,7 @@ def shades(tmp_path_factory: pytest.TempPathFactory):
     return catalogue, folder / "bundle"
 
 
+@pytest.mark.slow
 def test_reading_the_shade_finds_it_where_the_picture_cannot(shades) -> None:
     catalogue, bundle = shades
     with Retriever.open(bundle) as retriever:
@@ -36,6 +37,7 @@ def test_reading_the_shade_finds_it_where_the_picture_cannot(shades) -> None:
     assert fused >= 0.9
 
 
+@pytest.mark.slow
 def test_the_answer_says_what_was_read_and_where(shades) -> None:
     catalogue, bundle = shades
     photo = sorted((catalogue.queries_csv.parent / "photos").glob("*.jpg"))[0]

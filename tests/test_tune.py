@@ -20,6 +20,7 @@ def _hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_tune_writes_a_valid_bundle_and_leaves_the_old_one_intact(bundle_copy: Path, tmp_path: Path) -> None:
     before = _hashes(bundle_copy)
     report = tune(bundle_copy, DEMO / "queries.csv", tmp_path / "tuned", shrinkages=(0.1, 0.9), ks=(0, 1, 3),
@@ -47,6 +48,7 @@ def test_tune_writes_a_valid_bundle_and_leaves_the_old_one_intact(bundle_copy: P
     assert measured["top1"] == pytest.approx(report.chosen.top1, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_tune_command_prints_its_table_and_guards_the_bundle(bundle_copy: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["tune", "--bundle", str(bundle_copy), "--queries", str(DEMO / "queries.csv")]

@@ -142,6 +142,7 @@ def test_replace_in_place_through_the_command(bundles, tmp_path: Path, capsys: p
     assert "(+0 -0 ~1; index exact, text map full; update 1 since the build)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_adapted_projection_is_refitted_so_the_update_answers_as_a_build(tmp_path: Path, demo_bundle: Path,
                                                                             demo_queries: list[Path]) -> None:
     rest = [row for row in ROWS if row["group"] not in HELD]

@@ -141,6 +141,7 @@ def test_shipped_card_loads_with_runtime() -> None:
     assert card.outputs == {"features": "X", "saliency": "S"}
 
 
+@pytest.mark.slow
 def test_lite2_trunk_loads_its_package_weights_strictly_and_exports(tmp_path: Path) -> None:
     from export.models.efficientnet_lite import load_imagenet
 
