@@ -19,6 +19,7 @@ from .bundle.locate import resolve_bundle
 from .tools.plain import print_results
 from .cli_groups import NOT_INSTALLED, QUERY_TIME, add_command, command_listing
 from .cli_types import int_range, non_negative_int, positive_float, positive_int
+from .feedback.command import register_feedback
 
 ENTRY_POINT_GROUP = "shadematch.commands"
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_eval(commands)
     _register_text(commands)
     _register_kiosk(commands)
+    register_feedback(commands)
     _register_bench(commands)
     for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
@@ -324,9 +326,29 @@ def _register_kiosk(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=positive_float, default=15.0, help="largest accepted upload in MB (default: 15)")
     p.add_argument("--request-deadline", type=positive_float, default=60.0, help="seconds a request may take to arrive in full, "
                    "however steadily it trickles in (default: 60)")
+    p.add_argument("--feedback-db", type=Path, nargs="?", const=Path(FEEDBACK_BESIDE), default=None, metavar="PATH",
+                   help="keep shoppers' feedback (POST /api/feedback) with their photos in this SQLite file; alone: "
+                   "BUNDLE.data/feedback.sqlite beside the bundle (default: no feedback kept)")
+    p.add_argument("--feedback-days", type=positive_float, default=30.0, help="days feedback is kept (default: 30)")
+    p.add_argument("--feedback-max-mb", type=positive_float, default=512.0, help="photos kept at most, in MB (default: 512)")
     add_ocr_option(p)
     add_backend_options(p)
     p.set_defaults(handler=_kiosk)
+
+
+#: `kiosk --feedback-db` without a path: a data folder beside the bundle (its link, when it is one: reloads flip it).
+FEEDBACK_BESIDE = "BUNDLE.data/feedback.sqlite"
+
+
+def feedback_db_path(bundle: Path, given: Path) -> Path:
+    """Where the kiosk keeps feedback: ``given``, or beside ``bundle`` for the default; never inside a bundle."""
+    path = bundle.parent / f"{bundle.name}.data" / "feedback.sqlite" if str(given) == FEEDBACK_BESIDE else given
+    inside = path.resolve()
+    for folder in {bundle.absolute(), bundle.resolve()}:
+        if inside.is_relative_to(folder):
+            raise ShadematchError(f"the feedback database must not be inside the bundle ({path}): an update or "
+                                  "rebuild replaces the bundle's folder; put it beside it")
+    return path
 
 
 def _kiosk(args: argparse.Namespace) -> int:
@@ -339,14 +361,23 @@ def _kiosk(args: argparse.Namespace) -> int:
     limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
     # Workers run queries side by side: share the cores among them rather than oversubscribe.
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    bundle = resolve_bundle(args.bundle)
+    feedback = None
+    if args.feedback_db is not None:
+        from .feedback.store import Feedback, FeedbackStore
+
+        feedback = Feedback(FeedbackStore(feedback_db_path(bundle, args.feedback_db), retention_days=args.feedback_days,
+                                          max_bytes=int(args.feedback_max_mb * 1024 * 1024)))
     try:
-        server = open_kiosk(resolve_bundle(args.bundle), backend=args.backend, threads=threads, host=args.host,
+        server = open_kiosk(bundle, backend=args.backend, threads=threads, host=args.host,
                             port=args.port, workers=args.workers, queue=args.queue, limits=limits,
-                            request_deadline_s=args.request_deadline, ocr=ocr_choice(args))
+                            request_deadline_s=args.request_deadline, ocr=ocr_choice(args), feedback=feedback)
     except OSError as exc:
         raise ShadematchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     # Tests and scripts read this line to learn the port when --port 0 is given.
     print(f"shadematch kiosk: serving {server.retriever.bundle.path} on {server.url}", flush=True)
+    if feedback is not None:
+        print(f"shadematch kiosk: keeping feedback in {feedback.store.path} for {args.feedback_days:g} days", flush=True)
     # SIGTERM (what service managers send) stops like Ctrl-C: queries in flight finish, then the model is released.
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     terminated = server.stop_on(signal.SIGTERM)

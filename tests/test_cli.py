@@ -201,7 +201,7 @@ def test_top_level_help_lists_the_commands_in_three_groups(capsys: pytest.Captur
     blocks = {block.splitlines()[0]: [line.split()[0] for line in block.splitlines()[1:]]
               for block in out.split("\n\n") if block.splitlines()[0] in titles}
     assert list(blocks) == titles
-    assert blocks[titles[0]] == ["query", "info", "eval", "text", "kiosk", "bench"]
+    assert blocks[titles[0]] == ["query", "info", "eval", "text", "kiosk", "feedback", "bench"]
     assert {"build", "update", "tune", "demo"} <= set(blocks[titles[1]])
     assert {"train", "export-model", "engine", "quantize", "text-train"} <= set(blocks[titles[2]])
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]

@@ -3,7 +3,11 @@
     GET  /                          the page (static/index.html); /static/<name> its CSS and JS
     GET  /api/health                {"status": "ok", ...}: the bundle is loaded and the server answers
     POST /api/query                 multipart/form-data, photo in the field "image" -> one result (runtime.results: found,
-                                    confidence, matches with rank, confidence, stage, product, image_url; words; elapsed_ms)
+                                    confidence, matches with rank, confidence, stage, product, image_url; words; elapsed_ms;
+                                    query_id)
+    POST /api/feedback              JSON {"query_id": ..., "product_id": ... or null}: the shopper's choice for an answer
+                                    (a product id from its list, or null for "not here"), stored with the photo when the
+                                    kiosk keeps feedback (runtime.kiosk.feedback) -> 201
     GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only (may hold "/")
 
 Every error is JSON ``{"error": {"status", "code", "message"}}`` with a message a person can act on; bad
@@ -16,6 +20,7 @@ import json
 import logging
 import mimetypes
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -30,6 +35,7 @@ from ..errors import ImageError
 from ..describe.image import DEFAULT_MAX_PIXELS, load_image
 from ..reading.photos import READ_SIDE
 from ..results import Answer, Match, image_error_code, result_dict
+from ..feedback.store import Feedback, FeedbackError
 from .pool import Busy, QueryPool, QueryTimeout
 from .live import LiveBundle
 from .upload import UploadError, UploadLimits, read_photo
@@ -59,6 +65,11 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
+#: A feedback request's body at most: two ids.
+MAX_FEEDBACK_BYTES = 4096
+#: Which status a feedback that cannot be stored gets, by its code (runtime.kiosk.feedback.FeedbackError).
+_FEEDBACK_ERROR_STATUS = {"unknown_query": 404, "repeated": 409, "full": 507}
+
 #: Which 4xx an unusable photo gets, by its error code (runtime.results.image_error_code).
 _IMAGE_ERROR_STATUS = {"image_too_large": 413, "unsupported_image": 415, "unreadable_image": 422}
 
@@ -73,22 +84,25 @@ class KioskApp:
     """WSGI application over the live bundle (one shared Retriever, swappable: runtime.kiosk.live) and a bounded
     QueryPool."""
 
-    def __init__(self, live: LiveBundle, pool: QueryPool, limits: KioskLimits = KioskLimits()) -> None:
+    def __init__(self, live: LiveBundle, pool: QueryPool, limits: KioskLimits = KioskLimits(),
+                 feedback: Feedback | None = None) -> None:
         self.live = live
         self.pool = pool
         self.limits = limits
+        self.feedback = feedback
         self._static = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.is_file()}
         self._routes = Map([
             Rule("/", endpoint="page", methods=["GET"]),
             Rule("/static/<name>", endpoint="static", methods=["GET"]),
             Rule("/api/health", endpoint="health", methods=["GET"]),
             Rule("/api/query", endpoint="query", methods=["POST"]),
+            Rule("/api/feedback", endpoint="feedback", methods=["POST"]),
             # path: a catalogue id may hold "/" (its %2F arrives decoded)
             Rule("/api/catalog/<path:item_id>/image", endpoint="catalog_image", methods=["GET"]),
         ], merge_slashes=False)  # "//" in a path is an id's, not a redirect
         self._handlers: dict[str, Callable[..., Response]] = {
             "page": self.page, "static": self.static, "health": self.health,
-            "query": self.query, "catalog_image": self.catalog_image,
+            "query": self.query, "feedback": self.record_feedback, "catalog_image": self.catalog_image,
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -139,8 +153,9 @@ class KioskApp:
     def query(self, request: Request) -> Response:
         started = time.perf_counter()
         name, data = self._read_upload(request)
+        query_id = uuid.uuid4().hex
         try:
-            answer = self.pool.run(lambda: self._answer(name, data), timeout=self.limits.timeout_s)
+            answer = self.pool.run(lambda: self._answer(name, data, query_id), timeout=self.limits.timeout_s)
         except Busy:
             raise ApiError(503, "busy", "the kiosk is busy with other photos; please try again in a moment",
                            {"Retry-After": str(self.limits.retry_after_s)}) from None
@@ -151,7 +166,32 @@ class KioskApp:
             raise ApiError(_IMAGE_ERROR_STATUS[code], code, f"this photo cannot be used: {exc}") from None
         result = result_dict(answer, name, image_url=_picture_url)
         result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)  # the whole request, upload included
+        result["query_id"] = query_id
         return _json(200, result)
+
+    def record_feedback(self, request: Request) -> Response:
+        if self.feedback is None:
+            raise ApiError(404, "feedback_off", "this kiosk keeps no feedback (start it with --feedback-db PATH)")
+        body = self._read_json(request)
+        query_id, product_id = body.get("query_id"), body.get("product_id", ...)
+        if not isinstance(query_id, str) or not query_id:
+            raise ApiError(400, "bad_query_id", "the body needs \"query_id\": the query_id of the answer, a string")
+        if product_id is ... or not (product_id is None or isinstance(product_id, str)):
+            raise ApiError(400, "bad_product_id", "the body needs \"product_id\": a catalogue id from the answer, "
+                                                  "or null for \"not here\"")
+        group = None
+        if product_id is not None:
+            with self.live.use() as served:
+                group = served.groups.get(product_id)
+            if group is None:
+                raise ApiError(422, "unknown_product", "no catalogue item with this product_id on this kiosk")
+        try:
+            self.feedback.record(query_id, product_id, group)
+        except FeedbackError as exc:
+            if exc.code == "full":
+                log.warning("feedback not stored: %s", exc)
+            raise ApiError(_FEEDBACK_ERROR_STATUS[exc.code], exc.code, str(exc)) from None
+        return _json(201, {"stored": True, "query_id": query_id, "product_id": product_id})
 
     def catalog_image(self, request: Request, item_id: str) -> Response:
         with self.live.use() as served:
@@ -192,7 +232,22 @@ class KioskApp:
             raise ApiError(400, "empty_image", "the uploaded photo is empty (0 bytes)")
         return name[:80], data
 
-    def _answer(self, name: str, data: bytes) -> Answer:
+    def _read_json(self, request: Request) -> dict[str, Any]:
+        """A small JSON object body, or an ApiError saying what is wrong with it."""
+        if request.content_length is None or request.content_length > MAX_FEEDBACK_BYTES:
+            raise ApiError(413 if request.content_length else 411, "bad_length",
+                           f"send the JSON body with a Content-Length of at most {MAX_FEEDBACK_BYTES} bytes")
+        if request.mimetype != "application/json":
+            raise ApiError(415, "not_json", f"expected application/json (got {request.mimetype or 'no content type'})")
+        try:
+            body = json.loads(request.get_data(cache=False).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "malformed_json", "the body must be a JSON object")
+        return body
+
+    def _answer(self, name: str, data: bytes, query_id: str) -> Answer:
         # Decoding runs on a worker too: it is CPU work that the pool must bound like the model.
         stream = io.BytesIO(data)
         stream.name = name  # load_image names the photo in its messages
@@ -201,7 +256,12 @@ class KioskApp:
             card = retriever.bundle.card.input
             side = READ_SIDE if retriever.reads_labels else max(card.height, card.width)  # small print needs pixels
             image = load_image(stream, min_size=side, max_pixels=self.limits.max_pixels)
-            return retriever.answer([image])[0]
+            answer = retriever.answer([image])[0]
+            if self.feedback is not None:
+                best = answer.matches[0] if answer.matches else None
+                self.feedback.remember(query_id, retriever.bundle.meta.sha256, image,
+                                       best.id if best else None, float(best.score) if best else None)
+            return answer
 
     def _upload_too_large(self) -> Response:
         limit_mb = self.limits.max_upload_bytes / (1024 * 1024)

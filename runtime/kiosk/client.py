@@ -57,3 +57,8 @@ class KioskClient:
         boundary, body = encode_multipart({field_name: upload})
         return self.request("POST", "/api/query", body,
                             {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def feedback(self, query_id: Any, product_id: Any) -> Reply:
+        """POST a shopper's choice for an answer (``product_id`` None: "not here")."""
+        body = json.dumps({"query_id": query_id, "product_id": product_id}).encode("utf-8")
+        return self.request("POST", "/api/feedback", body, {"Content-Type": "application/json"})

@@ -6,6 +6,7 @@ old one keeps serving), then switches in one assignment under a lock. Every quer
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from contextlib import contextmanager
@@ -32,6 +33,11 @@ class Served:
     def __post_init__(self) -> None:
         bundle = self.retriever.bundle
         self.thumbnails = CatalogThumbnails(bundle.path, bundle.catalog, carried=bundle.picture)
+
+    @functools.cached_property
+    def groups(self) -> dict[str, str]:
+        """Catalogue id -> product group, made when feedback first names a product."""
+        return {item.id: item.group for item in self.retriever.bundle.catalog}
 
     def describe(self) -> dict:
         """What `/api/health` says of the bundle: which one it is (its manifest's sha256) and its size."""

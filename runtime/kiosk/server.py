@@ -20,6 +20,7 @@ from waitress.channel import HTTPChannel
 from waitress.wasyncore import close_all
 
 from ..retriever import Retriever
+from ..feedback.store import Feedback
 from .api import KioskApp, KioskLimits
 from .live import LiveBundle
 from .pool import QueryPool
@@ -78,10 +79,11 @@ class KioskServer:
         queue: int | None = None,
         limits: KioskLimits = KioskLimits(),
         request_deadline_s: float = REQUEST_DEADLINE_S,
+        feedback: Feedback | None = None,
     ) -> None:
         self.live = LiveBundle(retriever, reopen)
         self.pool = QueryPool(workers, 2 * workers if queue is None else queue)
-        self.app = KioskApp(self.live, self.pool, limits)
+        self.app = KioskApp(self.live, self.pool, limits, feedback)
         # HTTP threads: one per admitted query plus a few so health, pages and pictures answer while
         # every query slot is taken (and so a full pool is answered 503 at once, not queued unseen).
         self._server = create_server(
