@@ -157,7 +157,7 @@ def test_a_kiosk_without_a_feedback_db_keeps_nothing(demo_bundle: Path) -> None:
 
 
 def _pending(query_id: str, photo: bytes = b"x" * 1000, created: float | None = None) -> PendingQuery:
-    return PendingQuery(query_id, "bundle", photo, "a", 0.9, time.time() if created is None else created)
+    return PendingQuery(query_id, "bundle", photo, "a", 0.9, 0.8, time.time() if created is None else created)
 
 
 def test_the_size_limit_refuses_new_photos_and_keeps_the_old(tmp_path: Path) -> None:

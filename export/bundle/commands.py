@@ -146,6 +146,10 @@ def register_update(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--add-vectors", type=Path, default=None, metavar="V.npy", help="descriptors of the --add rows "
                    "computed elsewhere (float32, one row each, as build-vectors takes them): --add is then a titles "
                    "CSV id,title[,group[,image]] and the model does not run (default: none, the model describes --add)")
+    p.add_argument("--feedback", type=Path, default=None, metavar="DB", help="a kiosk's feedback database (kiosk "
+                   "--feedback-db): its confirmed photos become catalogue images of their products, shown by the "
+                   "product's own picture; confirmations against a strong match of another product are held back "
+                   "and listed (default: none)")
     p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported)")
@@ -169,10 +173,19 @@ def _update(args: argparse.Namespace) -> int:
     options = UpdateOptions(backend=args.backend or "auto", threads=args.threads, workers=args.workers,
                             skip_bad=args.skip_bad, overwrite=args.force, full_text_map=args.full_text_map,
                             progress=not args.quiet, refit={"auto": None, "on": True, "off": False}[args.refit])
-    report = update_bundle(bundle, args.out, args.add, args.remove, args.replace, options, args.add_vectors)
+    report = update_bundle(bundle, args.out, args.add, args.remove, args.replace, options, args.add_vectors,
+                           args.feedback)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
+    if report.feedback is not None:
+        fed = report.feedback
+        print(f"feedback: {fed['added']} confirmed photo(s) added, {len(fed['held_back'])} held back, "
+              f"{fed['not_here_unused']} 'not here' (not used yet), {fed['product_gone']} of products gone, "
+              f"{fed['already_in_bundle']} already in the bundle")
+        for held in fed["held_back"]:
+            print(f"  held back {held['query_id']}: confirmed {held['confirmed']!r}, but the photo matched "
+                  f"{held['best_match']!r} at confidence {held['best_confidence']}")
     skipped = f", {report.skipped} bad row(s) skipped" if report.skipped else ""
     print(f"updated {report.out}: {report.items} items (+{report.added} added, -{report.removed} removed, "
           f"{report.replaced} replaced{skipped}); index {report.index}, text map {report.text_map}; "

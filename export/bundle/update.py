@@ -19,6 +19,8 @@ The manifest records the parent bundle (the sha256 of its manifest) and what cha
 """
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -37,6 +39,7 @@ from runtime.bundle.write import LabelsToWrite, check_target, write_bundle
 from runtime.describe.embedder import Embedder
 from runtime.describe.pooling import l2_normalize
 from runtime.errors import CatalogError
+from runtime.feedback.store import FeedbackStore
 from runtime.memory import release_rows, trim
 from runtime.search.index import VisualIndex
 
@@ -45,6 +48,7 @@ from .build import add_confidence, describe_rows, read_titles
 from .catalog import CatalogRow, read_catalog_csv, settle_problems
 from .confidence import CalibrationOptions
 from .features import Reads
+from .feedback import FeedbackRows, feedback_rows
 from .labels import label_index
 from .projection import learn_adapted_projection
 from .textmap import FULL_MAP_BELOW, TextMapParams, build_text_map, update_text_map
@@ -94,6 +98,8 @@ class UpdateReport:
     #: Seconds per step: open (with the sha256 pass), describe (the model on the added rows), index, text_map,
     #: labels, write (bundle files and their sha256).
     steps: dict
+    #: What `--feedback` added and left out (export.bundle.feedback.FeedbackRows.to_dict), or None.
+    feedback: dict | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "out": str(self.out)}
@@ -143,34 +149,51 @@ def _read_ids(path: Path) -> list[str]:
 
 def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove: Path | None = None,
                   replace: Path | None = None, options: UpdateOptions = UpdateOptions(),
-                  add_vectors: Path | None = None) -> UpdateReport:
+                  add_vectors: Path | None = None, feedback: Path | None = None) -> UpdateReport:
     """Write ``out``: the bundle at ``bundle_path`` changed by the delta (see the module's docstring).
     ``add_vectors``: descriptors of the ``add`` rows computed elsewhere (as `build-vectors` takes them; ``add`` is
-    then a titles CSV id,title[,group[,image]] in the same order), so the model does not run at all."""
+    then a titles CSV id,title[,group[,image]] in the same order), so the model does not run at all.
+    ``feedback``: a kiosk's feedback database, whose confirmed photos are added too (export.bundle.feedback)."""
+    with tempfile.TemporaryDirectory(prefix=".feedback-") as staging:
+        return _update(bundle_path, out, add, remove, replace, options, add_vectors, feedback, Path(staging))
+
+
+def _update(bundle_path: Path, out: Path, add: Path | None, remove: Path | None, replace: Path | None,
+            options: UpdateOptions, add_vectors: Path | None, feedback_db: Path | None, staging: Path) -> UpdateReport:
     started = time.perf_counter()
     steps: dict[str, float] = {}
     lap = _Laps(steps)
-    if add is None and remove is None and replace is None:
-        raise CatalogError("nothing to change: give --add, --remove or --replace")
-    if add_vectors is not None and (add is None or replace is not None):
-        raise CatalogError("--add-vectors goes with --add (the titles of those rows) and without --replace")
+    if add is None and remove is None and replace is None and feedback_db is None:
+        raise CatalogError("nothing to change: give --add, --remove, --replace or --feedback")
+    if add_vectors is not None and (add is None or replace is not None or feedback_db is not None):
+        raise CatalogError("--add-vectors goes with --add (the titles of those rows), without --replace or --feedback")
     check_target(out, options.overwrite)
     bundle = open_bundle(bundle_path)
     old_items = list(bundle.catalog)
     lap("open")
+    fed = FeedbackRows()
+    if feedback_db is not None:
+        fed = feedback_rows(bundle, FeedbackStore(feedback_db, create=False), staging)
+        if not fed.rows and add is None and remove is None and replace is None:
+            raise CatalogError(f"nothing to change: {feedback_db} holds no confirmed photo to add "
+                               f"({json.dumps(fed.to_dict())})")
     given: list[CatalogItem] | None = None
     if add_vectors is not None:
         given, rows, raw = _given(add, add_vectors, bundle)
         delta, skipped = read_delta([item.id for item in old_items], None, remove, None, options.skip_bad, extra=rows)
         reads, problems = ([[] for _ in rows] if bundle.labels is not None else None), []
     else:
-        delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad)
+        delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad,
+                                    extra=fed.rows)
         raw, rows, problems, reads = _describe(bundle, delta.add, options)
     keep = np.array([row for row, item in enumerate(old_items) if item.id not in delta.remove], dtype=np.int64)
     settle_problems(add or replace, problems, options.skip_bad)
     skipped += len(problems)
-    items = [old_items[row] for row in keep] + (given if given is not None else
-                                                [CatalogItem(r.id, r.title, str(r.image), r.group, r.fields) for r in rows])
+    # a shopper's photo is shown by its product's catalogue picture (export.bundle.feedback)
+    shown = {row_id: old_items[row] for row_id, row in fed.shown.items()}
+    items = [old_items[row] for row in keep] + (given if given is not None else [
+        CatalogItem(r.id, r.title, shown[r.id].image if r.id in shown else str(r.image), r.group, r.fields)
+        for r in rows])
     if not items:
         raise CatalogError("the update would leave the catalogue empty")
     raw = _with_views(bundle, raw, rows, items, len(keep), options)
@@ -210,7 +233,8 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         projection = (bundle.projection, info)
     carried = None
     if manifest.get("pictures"):
-        carried = [bundle.picture(int(row)) for row in keep] + [None] * len(rows)
+        carried = [bundle.picture(int(row)) for row in keep] + [
+            bundle.picture(fed.shown[r.id]) if r.id in fed.shown else None for r in rows]
     changes = {"added": len(rows) - len(delta.replaced), "removed": len(delta.remove) - len(delta.replaced),
                "replaced": len(delta.replaced)}
     lineage = {
@@ -239,7 +263,8 @@ def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove:
         lap("confidence")
     return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
                         lineage["index"], lineage["text_map"], time.perf_counter() - started,
-                        {name: round(seconds, 2) for name, seconds in steps.items()})
+                        {name: round(seconds, 2) for name, seconds in steps.items()},
+                        fed.to_dict() if feedback_db is not None else None)
 
 
 class _Laps:

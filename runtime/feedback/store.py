@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     product_group TEXT,
     best_id     TEXT,
     best_score  REAL,
+    best_confidence REAL,
     photo       BLOB NOT NULL
 )
 """
@@ -66,6 +67,7 @@ class PendingQuery:
     photo: bytes
     best_id: str | None
     best_score: float | None
+    best_confidence: float | None
     created: float
 
 
@@ -80,6 +82,7 @@ class FeedbackRow:
     product_group: str | None
     best_id: str | None
     best_score: float | None
+    best_confidence: float | None
     photo: bytes
 
 
@@ -181,9 +184,9 @@ class FeedbackStore:
                 raise FeedbackError("full", f"the feedback store is full ({self.max_bytes / 2**20:g} MB); "
                                             "`shadematch feedback purge` frees it")
             try:
-                db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (pending.query_id, time.time(), pending.bundle, product_id, product_group,
-                            pending.best_id, pending.best_score, pending.photo))
+                            pending.best_id, pending.best_score, pending.best_confidence, pending.photo))
             except sqlite3.IntegrityError:
                 db.execute("ROLLBACK")
                 raise FeedbackError("repeated", "this answer already has feedback") from None
@@ -222,7 +225,7 @@ def feedback_json(row: FeedbackRow, photo: str) -> str:
     """One exported row as a JSON line (the photo as a path beside it)."""
     return json.dumps({"query_id": row.query_id, "created": _iso(row.created), "bundle": row.bundle,
                        "product_id": row.product_id, "product_group": row.product_group, "best_id": row.best_id,
-                       "best_score": row.best_score, "photo": photo}, ensure_ascii=False)
+                       "best_score": row.best_score, "best_confidence": row.best_confidence, "photo": photo}, ensure_ascii=False)
 
 
 class Feedback:
@@ -233,9 +236,11 @@ class Feedback:
         self.pending = pending or PendingQueries()
 
     def remember(self, query_id: str, bundle: str, image: Image.Image, best_id: str | None,
-                 best_score: float | None) -> None:
-        """Keep an answered photo (downscaled, no metadata) until feedback comes or it ages out."""
-        self.pending.add(PendingQuery(query_id, bundle, kept_photo(image), best_id, best_score, time.time()))
+                 best_score: float | None, best_confidence: float | None) -> None:
+        """Keep an answered photo (downscaled, no metadata) until feedback comes or it ages out; what it answered
+        first lets `update` hold back a confirmation that contradicts a strong match of another product."""
+        self.pending.add(PendingQuery(query_id, bundle, kept_photo(image), best_id, best_score, best_confidence,
+                                      time.time()))
 
     def record(self, query_id: str, product_id: str | None, product_group: str | None) -> None:
         """Store the shopper's choice; FeedbackError "unknown_query" for an answer not (or no longer) waiting."""

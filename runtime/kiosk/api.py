@@ -259,8 +259,9 @@ class KioskApp:
             answer = retriever.answer([image])[0]
             if self.feedback is not None:
                 best = answer.matches[0] if answer.matches else None
-                self.feedback.remember(query_id, retriever.bundle.meta.sha256, image,
-                                       best.id if best else None, float(best.score) if best else None)
+                self.feedback.remember(query_id, retriever.bundle.meta.sha256, image, best.id if best else None,
+                                       float(best.score) if best else None,
+                                       None if best is None or best.confidence is None else float(best.confidence))
             return answer
 
     def _upload_too_large(self) -> Response:
