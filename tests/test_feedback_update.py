@@ -1,6 +1,6 @@
 """`update --feedback DB` (issue 26): confirmed shopper photos become catalogue images of their products, shown by
 the product's own picture; a confirmation against a strong match of another product is held back and listed;
-"not here", vanished products and photos already added are counted, never added."""
+"not here" photos teach the confidence model; vanished products and photos already added are counted, never added."""
 from __future__ import annotations
 
 import time
@@ -42,9 +42,11 @@ def test_confirmed_photos_join_their_products_and_mis_taps_are_held_back(bundle_
     out = tmp_path / "updated"
     report = update_bundle(bundle_copy, out, feedback=db, options=UpdateOptions(progress=False))
     assert report.added == 1 and report.feedback == {
-        "added": 1, "not_here_unused": 1, "product_gone": 1, "already_in_bundle": 0,
+        "added": 1, "not_here": 1, "product_gone": 1, "already_in_bundle": 0,
         "held_back": [{"query_id": "q-mistap", "confirmed": other.id, "best_match": strong.id, "best_confidence": 0.97}]}
     updated = open_bundle(out)
+    # the confidence model was fitted again with the confirmed photo and the "not here" one
+    assert (updated.manifest["confidence"]["labelled_photos"], updated.manifest["confidence"]["labelled_not_in_catalog"]) == (2, 1)
     row = next(item for item in updated.catalog if item.id == "feedback-q-agree")
     product = next(item for item in updated.catalog if item.id == agree.id)
     assert (row.title, row.group, row.image, row.fields) == (product.title, product.group, product.image, product.fields)

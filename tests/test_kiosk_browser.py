@@ -142,3 +142,45 @@ def test_camera_capture_shows_seven_cards(page: "sync_api.Page") -> None:
     page.click("#take-photo")
     page.locator(".match-card").nth(6).wait_for()
     assert page.locator(".match-card").count() == 7
+
+
+def test_is_this_it_stores_yes_pick_another_and_not_here(browser: "sync_api.Browser", demo_bundle: Path,
+                                                         tmp_path: Path) -> None:
+    import sqlite3
+
+    from runtime.feedback.store import Feedback, FeedbackStore
+
+    db = tmp_path / "feedback.sqlite"
+    with KioskServer(Retriever.open(demo_bundle), port=0, workers=1, feedback=Feedback(FeedbackStore(db))) as server:
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(server.start().url)
+        chosen = []
+        for action in ("yes", "pick", "none"):
+            page.set_input_files("#file-input", str(QUERY))
+            page.locator("#feedback").wait_for(state="visible")
+            cards = page.locator(".match-card")
+            if action == "yes":
+                chosen.append(cards.first.get_attribute("data-id"))
+                page.click("#feedback-yes")
+            elif action == "pick":
+                page.click("#feedback-pick")
+                assert "Tap your product" in page.locator("#status").inner_text()
+                chosen.append(cards.nth(2).get_attribute("data-id"))
+                cards.nth(2).click()
+            else:
+                chosen.append(None)
+                page.click("#feedback-none")
+            page.locator("#feedback-thanks").wait_for(state="visible")
+            assert page.locator("#feedback").is_hidden() and page.locator("#error").is_hidden()
+        page.close()
+    with sqlite3.connect(db) as connection:
+        stored = [row[0] for row in connection.execute("SELECT product_id FROM feedback ORDER BY created")]
+    assert stored == chosen and chosen[0] != chosen[1]
+
+
+def test_a_kiosk_without_feedback_asks_nothing(page: "sync_api.Page") -> None:
+    page.set_input_files("#file-input", str(QUERY))
+    page.locator(".match-card").nth(6).wait_for()
+    page.wait_for_timeout(300)
+    assert page.locator("#feedback").is_hidden()

@@ -181,8 +181,8 @@ def _update(args: argparse.Namespace) -> int:
     if report.feedback is not None:
         fed = report.feedback
         print(f"feedback: {fed['added']} confirmed photo(s) added, {len(fed['held_back'])} held back, "
-              f"{fed['not_here_unused']} 'not here' (not used yet), {fed['product_gone']} of products gone, "
-              f"{fed['already_in_bundle']} already in the bundle")
+              f"{fed['not_here']} 'not here' (the confidence model's negatives), {fed['product_gone']} of products "
+              f"gone, {fed['already_in_bundle']} already in the bundle")
         for held in fed["held_back"]:
             print(f"  held back {held['query_id']}: confirmed {held['confirmed']!r}, but the photo matched "
                   f"{held['best_match']!r} at confidence {held['best_confidence']}")

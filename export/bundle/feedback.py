@@ -6,7 +6,9 @@ shown by the product's own catalogue picture: a kiosk never puts one shopper's p
 bundle keeps no shopper photo (the photos are staged in a temporary folder and deleted after the update).
 A confirmation that contradicts a strong visual match of another product (the answer's first match, of another
 group, at calibrated confidence HOLD_BACK_CONFIDENCE or more) is held back and listed: a shopper's mis-tap must not
-put a photo of one product into another's gallery.
+put a photo of one product into another's gallery. The bundle's confidence model is then fitted again with the
+added photos as store photos of their products and the "not here" photos as photos of no catalogue product, as
+`tune` fits it with labelled photos.
 """
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ class FeedbackRows:
     rows: list[CatalogRow] = field(default_factory=list)
     shown: dict[str, int] = field(default_factory=dict)
     held_back: list[dict] = field(default_factory=list)
-    not_here: int = 0
+    #: photos the shoppers said show no product of the catalogue: the confidence model's negatives
+    not_here: list[Path] = field(default_factory=list)
     gone: int = 0
     already: int = 0
 
     def to_dict(self) -> dict:
-        return {"added": len(self.rows), "held_back": self.held_back, "not_here_unused": self.not_here,
+        return {"added": len(self.rows), "held_back": self.held_back, "not_here": len(self.not_here),
                 "product_gone": self.gone, "already_in_bundle": self.already}
 
 
@@ -44,8 +47,10 @@ def feedback_rows(bundle: Bundle, store: FeedbackStore, staging: Path) -> Feedba
     row_of = {item.id: row for row, item in enumerate(bundle.catalog)}
     out = FeedbackRows()
     for feedback in store.rows():
+        photo = staging / f"{feedback.query_id}.jpg"
         if feedback.product_id is None:
-            out.not_here += 1
+            photo.write_bytes(feedback.photo)
+            out.not_here.append(photo)
             continue
         row_id = ID_PREFIX + feedback.query_id
         if row_id in row_of:
@@ -61,7 +66,6 @@ def feedback_rows(bundle: Bundle, store: FeedbackStore, staging: Path) -> Feedba
             out.held_back.append({"query_id": feedback.query_id, "confirmed": item.id, "best_match": best.id,
                                   "best_confidence": round(float(feedback.best_confidence), 4)})
             continue
-        photo = staging / f"{feedback.query_id}.jpg"
         photo.write_bytes(feedback.photo)
         out.rows.append(CatalogRow(0, row_id, photo, item.title, item.group, dict(item.fields)))
         out.shown[row_id] = row_of[feedback.product_id]

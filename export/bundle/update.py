@@ -258,8 +258,11 @@ def _update(bundle_path: Path, out: Path, add: Path | None, remove: Path | None,
         confidence=(bundle.confidence, manifest["confidence"]) if bundle.confidence and refitted is None else None,
     )
     lap("write")
-    if bundle.confidence is not None and refitted is not None:
-        add_confidence(Path(out), CalibrationOptions.recorded(manifest.get("confidence")), options.threads)
+    # the shoppers' photos, confirmed or "not here", teach the confidence model as `tune`'s labelled photos do
+    labelled = [(r.image, r.group) for r in rows if r.id in fed.shown] + [(photo, None) for photo in fed.not_here]
+    if bundle.confidence is not None and (refitted is not None or labelled):
+        add_confidence(Path(out), CalibrationOptions.recorded(manifest.get("confidence")), options.threads,
+                       labelled=labelled)
         lap("confidence")
     return UpdateReport(Path(out), len(items), changes["added"], changes["removed"], changes["replaced"], skipped,
                         lineage["index"], lineage["text_map"], time.perf_counter() - started,

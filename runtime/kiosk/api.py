@@ -148,6 +148,7 @@ class KioskApp:
             "workers": self.pool.workers,
             "capacity": self.pool.capacity,
             "in_flight": self.pool.in_flight,
+            "feedback": self.feedback is not None,
         })
 
     def query(self, request: Request) -> Response:

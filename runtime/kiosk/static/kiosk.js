@@ -1,11 +1,59 @@
-// The kiosk page: camera capture or file upload -> POST /api/query -> 7 match cards. No external assets.
+// The kiosk page: camera capture or file upload -> POST /api/query -> 7 match cards; where the kiosk keeps feedback,
+// "Is this it?" -> POST /api/feedback (yes: the best match; pick another: a tapped card; not here: null). No
+// external assets.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const camera = $("camera"), preview = $("preview"), viewerEmpty = $("viewer-empty");
 const startCamera = $("start-camera"), takePhoto = $("take-photo"), fileInput = $("file-input");
 const statusLine = $("status"), errorBox = $("error"), results = $("results"), notFound = $("not-found");
+const feedbackBox = $("feedback"), feedbackThanks = $("feedback-thanks");
 let busy = false;
+let answered = null;  // the last answer: {query_id, matches}, until its shopper gives feedback
+// from /api/health: whether the kiosk was started with a feedback database
+const feedbackOn = fetch("/api/health").then((r) => r.json()).then((health) => Boolean(health.feedback))
+  .catch(() => false);
+
+function resetFeedback() {
+  answered = null;
+  feedbackBox.hidden = true;
+  feedbackThanks.hidden = true;
+  results.classList.remove("picking");
+}
+
+async function sendFeedback(productId) {
+  if (!answered) return;
+  const queryId = answered.query_id;
+  feedbackBox.hidden = true;
+  results.classList.remove("picking");
+  try {
+    const response = await fetch("/api/feedback", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query_id: queryId, product_id: productId }),
+    });
+    if (!response.ok) {
+      const payload = await response.json().catch(() => null);
+      showError(payload && payload.error ? `Your answer was not kept: ${payload.error.message}` : "Your answer was not kept.");
+      return;
+    }
+    answered = null;
+    feedbackThanks.hidden = false;
+  } catch (err) {
+    showError("The kiosk did not answer. Your answer was not kept.");
+  }
+}
+
+$("feedback-yes").addEventListener("click", () => answered && sendFeedback(answered.matches[0].product.id));
+$("feedback-none").addEventListener("click", () => sendFeedback(null));
+$("feedback-pick").addEventListener("click", () => {
+  if (!answered) return;
+  results.classList.add("picking");
+  showStatus("Tap your product in the list.");
+});
+results.addEventListener("click", (event) => {
+  const picked = event.target.closest(".match-card");
+  if (picked && results.classList.contains("picking")) sendFeedback(picked.dataset.id);
+});
 
 function showStatus(text) { statusLine.textContent = text; }
 
@@ -108,6 +156,7 @@ async function search(blob, name) {
   showError("");
   notFound.hidden = true;
   results.replaceChildren();
+  resetFeedback();
   showWords([]);
   showStatus("Searching…");
   const form = new FormData();
@@ -128,6 +177,10 @@ async function search(blob, name) {
     showWords(payload.words);
     showStatus(payload.found ? `${payload.matches.length} matches`
       : `The nearest ${payload.matches.length} items, in case one of them is yours:`);
+    if (payload.query_id && payload.matches.length && await feedbackOn) {
+      answered = { query_id: payload.query_id, matches: payload.matches };
+      feedbackBox.hidden = false;
+    }
   } catch (err) {
     showStatus("");
     showError("The kiosk did not answer. Please try again.");
