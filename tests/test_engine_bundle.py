@@ -30,6 +30,18 @@ def engine_bundle(rtx_plans: dict[str, Path], tmp_path_factory: pytest.TempPathF
     return out
 
 
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The engine bundle's build without plans, in float32 as plans keep it (`--precision auto` is INT8 only
+    where no plans are carried)."""
+    from export.bundle.build import BuildOptions, build_bundle
+
+    out = tmp_path_factory.mktemp("plain-bundle") / "bundle"
+    build_bundle(DEMO / "catalog.csv", out, BuildOptions(progress=False, calibration=None, query_views=None,
+                                                         precision="fp32"))
+    return out
+
+
 def test_plans_are_listed_and_checksummed_like_every_file(engine_bundle: Path, rtx_plans: dict[str, Path]) -> None:
     bundle = open_bundle(engine_bundle)
     names = [rtx_plans[VISUAL].name, rtx_plans[f"{VISUAL}@7.5"].name]
@@ -44,10 +56,10 @@ def test_plans_are_listed_and_checksummed_like_every_file(engine_bundle: Path, r
 
 
 @pytest.mark.skipif(HAS_PYCUDA, reason="checks the CPU fall-back; pycuda is installed here")
-def test_auto_on_a_cpu_queries_through_onnxruntime(engine_bundle: Path, demo_bundle: Path, demo_queries: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_on_a_cpu_queries_through_onnxruntime(engine_bundle: Path, plain_bundle: Path, demo_queries: list[Path], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="shadematch"):
-        with Retriever.open(engine_bundle) as retriever, Retriever.open(demo_bundle) as plain:
-            assert retriever.backend.kind == "onnxruntime"
+        with Retriever.open(engine_bundle) as retriever, Retriever.open(plain_bundle) as plain:
+            assert retriever.backend.kind == "onnxruntime" and retriever.bundle.card.precision == "fp32"
             assert [m.id for m in retriever.query(demo_queries[0])] == [m.id for m in plain.query(demo_queries[0])]
     assert any(r.levelno == logging.WARNING and "visual.onnx" in r.getMessage() for r in caplog.records)
 
