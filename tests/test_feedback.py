@@ -27,9 +27,12 @@ QUERY = DEMO / "images" / "yoggi-vanilla-yoghurt_query.jpg"
 
 
 def _photo_with_exif() -> bytes:
-    """The demo query photo, enlarged past PHOTO_SIDE and carrying EXIF a kiosk must not keep."""
-    image = Image.open(QUERY).convert("RGB")
-    image = image.resize((image.width * 3, image.height * 3))
+    """The demo query photo in the middle of a grey frame twice its size (so the product is a region of the
+    photo), enlarged past PHOTO_SIDE and carrying EXIF a kiosk must not keep."""
+    product = Image.open(QUERY).convert("RGB")
+    image = Image.new("RGB", (product.width * 2, product.height * 2), (128, 128, 128))
+    image.paste(product, (product.width // 2, product.height // 2))
+    image = image.resize((image.width * 2, image.height * 2))
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # Make
     exif[0x9003] = "2026:12:07 10:00:00"  # DateTimeOriginal
@@ -72,7 +75,12 @@ def test_a_confirmed_answer_stores_the_downscaled_photo_without_exif(client: Kio
     rows = {row[0]: row for row in _rows(feedback_kiosk[1])}
     _, product, group, best_id, photo = rows[answer["query_id"]]
     assert (product, group, best_id) == (best["id"], best["group"], best["id"])
+    crop = sqlite3.connect(feedback_kiosk[1]).execute("SELECT crop FROM feedback WHERE query_id = ?",
+                                                      (answer["query_id"],)).fetchone()[0]
     kept = Image.open(io.BytesIO(photo))
+    # the product region the saliency map marks, cut from the kept photo
+    cut = Image.open(io.BytesIO(crop))
+    assert cut.width <= kept.width and cut.height <= kept.height and cut.size != kept.size and min(cut.size) > 32
     # decoded no larger than the model needs (this kiosk reads no labels), never past PHOTO_SIDE
     assert max(kept.size) <= PHOTO_SIDE < max(Image.open(io.BytesIO(_photo_with_exif())).size) and kept.format == "JPEG"
     assert not kept.getexif() and "exif" not in kept.info
@@ -200,7 +208,7 @@ def test_feedback_command_stats_export_and_purge(tmp_path: Path, capsys: pytest.
     out = tmp_path / "export"
     assert main(["feedback", "--db", str(db), "export", "--out", str(out)]) == 0
     lines = [json.loads(line) for line in (out / "feedback.jsonl").read_text().splitlines()]
-    assert [line["product_id"] for line in lines] == ["a", None]
+    assert [line["product_id"] for line in lines] == ["a", None] and lines[0]["crop"] is None
     assert Image.open(out / lines[0]["photo"]).size == (64, 48)
     capsys.readouterr()
     assert main(["feedback", "--db", str(db), "export", "--out", str(out)]) == 1

@@ -22,7 +22,8 @@ def register_feedback(commands: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     stats = actions.add_parser("stats", help="counts, products covered, time span, bytes kept")
     stats.add_argument("--json", action="store_true", help="print JSON")
-    export = actions.add_parser("export", help="every piece of feedback as feedback.jsonl + photos/ in a new folder")
+    export = actions.add_parser("export", help="every piece of feedback as feedback.jsonl + photos/ (with product "
+                                "crops) in a new folder")
     export.add_argument("--out", type=Path, required=True, help="folder to create (must not exist)")
     purge = actions.add_parser("purge", help="delete feedback (all, or older than --older-than days)")
     purge.add_argument("--older-than", type=positive_float, default=None, metavar="DAYS", help="only feedback older than this (default: all feedback)")
@@ -62,7 +63,10 @@ def export_feedback(store: FeedbackStore, out: Path) -> int:
             for row in store.rows():
                 photo = f"photos/{row.query_id}.jpg"
                 (staged / photo).write_bytes(row.photo)
-                lines.write(feedback_json(row, photo) + "\n")
+                crop = f"photos/{row.query_id}.crop.jpg" if row.crop else None
+                if crop:
+                    (staged / crop).write_bytes(row.crop)
+                lines.write(feedback_json(row, photo, crop) + "\n")
                 count += 1
         os.replace(staged, out)
     except BaseException:

@@ -4,7 +4,8 @@ Why SQLite in WAL mode (standard library): one file beside the bundle that the k
 `shadematch feedback` and `update` read it, with no server to run. A photo is kept only when its shopper gives
 feedback: until then the answered photo waits in memory (`PendingQueries`, bounded in count and age), downscaled
 to what the model needs (PHOTO_SIDE on the longer side) and re-encoded from its pixels, so no EXIF (place, time,
-device) survives. Retention (days) and a size limit bound what a kiosk keeps.
+device) survives; with it, the product region the visual model's saliency map marks, cut out once feedback comes
+(one model run per feedback, none per query). Retention (days) and a size limit bound what a kiosk keeps.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from PIL import Image
 
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     best_id     TEXT,
     best_score  REAL,
     best_confidence REAL,
-    photo       BLOB NOT NULL
+    photo       BLOB NOT NULL,
+    crop        BLOB
 )
 """
 
@@ -84,6 +86,8 @@ class FeedbackRow:
     best_score: float | None
     best_confidence: float | None
     photo: bytes
+    #: the product region of the photo (JPEG), where the visual model's saliency map marks one, else None
+    crop: bytes | None = None
 
 
 def kept_photo(image: Image.Image) -> bytes:
@@ -172,21 +176,23 @@ class FeedbackStore:
         finally:
             db.close()
 
-    def add(self, pending: PendingQuery, product_id: str | None, product_group: str | None) -> None:
+    def add(self, pending: PendingQuery, product_id: str | None, product_group: str | None,
+            crop: bytes | None = None) -> None:
         """Store the shopper's choice for ``pending``; FeedbackError "repeated" if it already has one, "full" at
         the size limit. Feedback past the retention is dropped first."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM feedback WHERE created < ?", (time.time() - self.retention_days * DAY_S,))
-            used = db.execute("SELECT COALESCE(SUM(LENGTH(photo)), 0) FROM feedback").fetchone()[0]
-            if used + len(pending.photo) > self.max_bytes:
+            used = db.execute("SELECT COALESCE(SUM(LENGTH(photo) + COALESCE(LENGTH(crop), 0)), 0) FROM feedback"
+                              ).fetchone()[0]
+            if used + len(pending.photo) + len(crop or b"") > self.max_bytes:
                 db.execute("COMMIT")
                 raise FeedbackError("full", f"the feedback store is full ({self.max_bytes / 2**20:g} MB); "
                                             "`shadematch feedback purge` frees it")
             try:
-                db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (pending.query_id, time.time(), pending.bundle, product_id, product_group,
-                            pending.best_id, pending.best_score, pending.best_confidence, pending.photo))
+                            pending.best_id, pending.best_score, pending.best_confidence, pending.photo, crop))
             except sqlite3.IntegrityError:
                 db.execute("ROLLBACK")
                 raise FeedbackError("repeated", "this answer already has feedback") from None
@@ -203,7 +209,7 @@ class FeedbackStore:
         with self._connect() as db:
             total, confirmed, products, oldest, newest, used = db.execute(
                 "SELECT COUNT(*), COUNT(product_id), COUNT(DISTINCT product_id), MIN(created), MAX(created), "
-                "COALESCE(SUM(LENGTH(photo)), 0) FROM feedback").fetchone()
+                "COALESCE(SUM(LENGTH(photo) + COALESCE(LENGTH(crop), 0)), 0) FROM feedback").fetchone()
         return {"database": str(self.path), "feedback": total, "confirmed": confirmed, "not_here": total - confirmed,
                 "products": products, "oldest": _iso(oldest), "newest": _iso(newest), "photo_bytes": used,
                 "retention_days": self.retention_days, "max_bytes": self.max_bytes}
@@ -221,11 +227,12 @@ def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def feedback_json(row: FeedbackRow, photo: str) -> str:
-    """One exported row as a JSON line (the photo as a path beside it)."""
+def feedback_json(row: FeedbackRow, photo: str, crop: str | None) -> str:
+    """One exported row as a JSON line (the photo and its product crop as paths beside it)."""
     return json.dumps({"query_id": row.query_id, "created": _iso(row.created), "bundle": row.bundle,
                        "product_id": row.product_id, "product_group": row.product_group, "best_id": row.best_id,
-                       "best_score": row.best_score, "best_confidence": row.best_confidence, "photo": photo}, ensure_ascii=False)
+                       "best_score": row.best_score, "best_confidence": row.best_confidence, "photo": photo,
+                       "crop": crop}, ensure_ascii=False)
 
 
 class Feedback:
@@ -242,10 +249,12 @@ class Feedback:
         self.pending.add(PendingQuery(query_id, bundle, kept_photo(image), best_id, best_score, best_confidence,
                                       time.time()))
 
-    def record(self, query_id: str, product_id: str | None, product_group: str | None) -> None:
-        """Store the shopper's choice; FeedbackError "unknown_query" for an answer not (or no longer) waiting."""
+    def record(self, query_id: str, product_id: str | None, product_group: str | None,
+               crop_of: Callable[[bytes], bytes | None] | None = None) -> None:
+        """Store the shopper's choice, with ``crop_of(photo)`` (the product region) when given; FeedbackError
+        "unknown_query" for an answer not (or no longer) waiting."""
         pending = self.pending.get(query_id)
         if pending is None:
             raise FeedbackError("unknown_query", "no answer with this query_id is waiting for feedback (unknown, "
                                                  f"or older than {self.pending.seconds / 60:g} minutes)")
-        self.store.add(pending, product_id, product_group)
+        self.store.add(pending, product_id, product_group, crop_of(pending.photo) if crop_of else None)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
+from PIL import Image
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -35,7 +36,8 @@ from ..errors import ImageError
 from ..describe.image import DEFAULT_MAX_PIXELS, load_image
 from ..reading.photos import READ_SIDE
 from ..results import Answer, Match, image_error_code, result_dict
-from ..feedback.store import Feedback, FeedbackError
+from ..feedback.store import JPEG_QUALITY, Feedback, FeedbackError
+from ..reading.reader import product_box
 from .pool import Busy, QueryPool, QueryTimeout
 from .live import LiveBundle
 from .upload import UploadError, UploadLimits, read_photo
@@ -187,7 +189,10 @@ class KioskApp:
             if group is None:
                 raise ApiError(422, "unknown_product", "no catalogue item with this product_id on this kiosk")
         try:
-            self.feedback.record(query_id, product_id, group)
+            # The product crop is one model run, here on the HTTP thread rather than the query pool: feedback needs
+            # an answer still waiting (each went through the pool), so it never outnumbers the queries, and a
+            # shopper's tap must not be refused 503 behind other shoppers' photos.
+            self.feedback.record(query_id, product_id, group, self._product_crop)
         except FeedbackError as exc:
             if exc.code == "full":
                 log.warning("feedback not stored: %s", exc)
@@ -247,6 +252,20 @@ class KioskApp:
         if not isinstance(body, dict):
             raise ApiError(400, "malformed_json", "the body must be a JSON object")
         return body
+
+    def _product_crop(self, photo: bytes) -> bytes | None:
+        """The product region of a kept photo (JPEG), where the saliency map of the serving model marks one."""
+        image = Image.open(io.BytesIO(photo)).convert("RGB")
+        with self.live.use() as served:
+            embedder = served.retriever.embedder
+            outputs = embedder.run_model(embedder.preprocess(image)[None])
+            saliency = outputs[embedder.card.outputs["saliency"]][0, 0]
+            box = product_box(saliency, image.size, embedder.card.input)
+        if box == (0, 0, image.width, image.height):
+            return None
+        out = io.BytesIO()
+        image.crop(box).save(out, format="JPEG", quality=JPEG_QUALITY)
+        return out.getvalue()
 
     def _answer(self, name: str, data: bytes, query_id: str) -> Answer:
         # Decoding runs on a worker too: it is CPU work that the pool must bound like the model.
