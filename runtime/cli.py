@@ -316,7 +316,7 @@ def _text(args: argparse.Namespace) -> int:
 def _register_kiosk(commands: argparse._SubParsersAction) -> None:
     p = add_command(commands, "kiosk", group=QUERY_TIME, summary="serve the kiosk page and JSON API", description=(
         "Serve the in-store kiosk page (camera or photo upload -> the 7 best catalogue products) and its JSON "
-        "API: POST /api/query, GET /api/health, GET /api/catalog/<id>/image."))
+        "API: POST /api/query, POST /api/feedback, GET /api/health, GET /api/catalog/<id>/image, GET /metrics."))
     add_bundle_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int_range(0, 65535), default=8080, help="TCP port (default: 8080; 0 picks a free one)")

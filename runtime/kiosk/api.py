@@ -9,6 +9,7 @@
                                     (a product id from its list, or null for "not here"), stored with the photo when the
                                     kiosk keeps feedback (runtime.kiosk.feedback) -> 201
     GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only (may hold "/")
+    GET  /metrics                   Prometheus text format (runtime.kiosk.metrics)
 
 Every error is JSON ``{"error": {"status", "code", "message"}}`` with a message a person can act on; bad
 input is a 4xx, a full queue 503 (with Retry-After), a slow answer 504.
@@ -40,6 +41,7 @@ from ..feedback.store import JPEG_QUALITY, Feedback, FeedbackError
 from ..reading.reader import product_box
 from .pool import Busy, QueryPool, QueryTimeout
 from .live import LiveBundle
+from .metrics import KioskMetrics
 from .upload import UploadError, UploadLimits, read_photo
 
 log = logging.getLogger("shadematch.kiosk")
@@ -92,6 +94,7 @@ class KioskApp:
         self.pool = pool
         self.limits = limits
         self.feedback = feedback
+        self.metrics = KioskMetrics(live, pool)
         self._static = {path.name: path.read_bytes() for path in STATIC_DIR.iterdir() if path.is_file()}
         self._routes = Map([
             Rule("/", endpoint="page", methods=["GET"]),
@@ -101,10 +104,12 @@ class KioskApp:
             Rule("/api/feedback", endpoint="feedback", methods=["POST"]),
             # path: a catalogue id may hold "/" (its %2F arrives decoded)
             Rule("/api/catalog/<path:item_id>/image", endpoint="catalog_image", methods=["GET"]),
+            Rule("/metrics", endpoint="metrics", methods=["GET"]),
         ], merge_slashes=False)  # "//" in a path is an id's, not a redirect
         self._handlers: dict[str, Callable[..., Response]] = {
             "page": self.page, "static": self.static, "health": self.health,
             "query": self.query, "feedback": self.record_feedback, "catalog_image": self.catalog_image,
+            "metrics": self.serve_metrics,
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -153,8 +158,25 @@ class KioskApp:
             "feedback": self.feedback is not None,
         })
 
+    def serve_metrics(self, request: Request) -> Response:
+        body, content_type = self.metrics.render()
+        response = Response(body, content_type=content_type)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     def query(self, request: Request) -> Response:
         started = time.perf_counter()
+        try:
+            result = self._query(request, started)
+        except Exception:  # every error answer (4xx, 503, 504, 500) counts as one
+            self.metrics.queries.labels("error").inc()
+            raise
+        finally:
+            self.metrics.seconds.labels("total").observe(time.perf_counter() - started)
+        self.metrics.queries.labels("found" if result["found"] else "not_found").inc()
+        return _json(200, result)
+
+    def _query(self, request: Request, started: float) -> dict[str, Any]:
         name, data = self._read_upload(request)
         query_id = uuid.uuid4().hex
         try:
@@ -170,9 +192,18 @@ class KioskApp:
         result = result_dict(answer, name, image_url=_picture_url)
         result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)  # the whole request, upload included
         result["query_id"] = query_id
-        return _json(200, result)
+        return result
 
     def record_feedback(self, request: Request) -> Response:
+        try:
+            response = self._record_feedback(request)
+        except ApiError as exc:
+            self.metrics.feedback.labels(exc.code).inc()
+            raise
+        self.metrics.feedback.labels("stored").inc()
+        return response
+
+    def _record_feedback(self, request: Request) -> Response:
         if self.feedback is None:
             raise ApiError(404, "feedback_off", "this kiosk keeps no feedback (start it with --feedback-db PATH)")
         body = self._read_json(request)
@@ -275,8 +306,12 @@ class KioskApp:
             retriever = served.retriever
             card = retriever.bundle.card.input
             side = READ_SIDE if retriever.reads_labels else max(card.height, card.width)  # small print needs pixels
+            decoding = time.perf_counter()
             image = load_image(stream, min_size=side, max_pixels=self.limits.max_pixels)
+            answering = time.perf_counter()
+            self.metrics.seconds.labels("decode").observe(answering - decoding)
             answer = retriever.answer([image])[0]
+            self.metrics.seconds.labels("answer").observe(time.perf_counter() - answering)
             if self.feedback is not None:
                 best = answer.matches[0] if answer.matches else None
                 self.feedback.remember(query_id, retriever.bundle.meta.sha256, image, best.id if best else None,
