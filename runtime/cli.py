@@ -329,6 +329,8 @@ def _register_kiosk(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--feedback-db", type=Path, nargs="?", const=Path(FEEDBACK_BESIDE), default=None, metavar="PATH",
                    help="keep shoppers' feedback (POST /api/feedback) with their photos in this SQLite file; alone: "
                    "BUNDLE.data/feedback.sqlite beside the bundle (default: no feedback kept)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text, or one JSON "
+                   "object per line for a log shipper (default: text)")
     p.add_argument("--feedback-days", type=positive_float, default=30.0, help="days feedback is kept (default: 30)")
     p.add_argument("--feedback-max-mb", type=positive_float, default=512.0, help="photos kept at most, in MB (default: 512)")
     add_ocr_option(p)
@@ -352,12 +354,11 @@ def feedback_db_path(bundle: Path, given: Path) -> Path:
 
 
 def _kiosk(args: argparse.Namespace) -> int:
-    import logging
-
     from .kiosk.api import KioskLimits
+    from .kiosk.logs import configure_logging
     from .kiosk.server import open_kiosk
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_format)
     limits = KioskLimits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), timeout_s=args.timeout)
     # Workers run queries side by side: share the cores among them rather than oversubscribe.
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
