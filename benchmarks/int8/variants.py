@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -56,7 +55,7 @@ def main() -> None:
         target = quantized_path(folder / args.model.name)
         exclude = [node for group in kept for node in groups[group]]
         quantize_qdq(args.model, target, card, calibration_images(args.calibration, count), "minmax",
-                     form=replace(CPU_QDQ), exclude=exclude)
+                     form=CPU_QDQ, exclude=exclude)
         raw = int8_card(card, target.stem, sha256_file(target), {"images": count, "method": "minmax", "float32": list(kept)})
         write_model_files(folder, target.stem, target.read_bytes(), raw, f"# {target.stem}\n")
         bundle = folder / "bundle"

@@ -35,6 +35,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 PENDING_CAPACITY = 512
 PENDING_SECONDS = 15 * 60
 DAY_S = 86_400.0
+ALREADY = "this answer already has feedback"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -195,8 +196,13 @@ class FeedbackStore:
                             pending.best_id, pending.best_score, pending.best_confidence, pending.photo, crop))
             except sqlite3.IntegrityError:
                 db.execute("ROLLBACK")
-                raise FeedbackError("repeated", "this answer already has feedback") from None
+                raise FeedbackError("repeated", ALREADY) from None
             db.execute("COMMIT")
+
+    def has(self, query_id: str) -> bool:
+        """Whether ``query_id`` already has feedback (a double tap), told before any work is spent on it."""
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM feedback WHERE query_id = ?", (query_id,)).fetchone() is not None
 
     def rows(self) -> Iterator[FeedbackRow]:
         """Every stored piece of feedback, oldest first."""
@@ -257,4 +263,6 @@ class Feedback:
         if pending is None:
             raise FeedbackError("unknown_query", "no answer with this query_id is waiting for feedback (unknown, "
                                                  f"or older than {self.pending.seconds / 60:g} minutes)")
+        if self.store.has(query_id):  # before the crop's model run; add() still refuses a race of two taps
+            raise FeedbackError("repeated", ALREADY)
         self.store.add(pending, product_id, product_group, crop_of(pending.photo) if crop_of else None)

@@ -7,7 +7,7 @@
                                     query_id)
     POST /api/feedback              JSON {"query_id": ..., "product_id": ... or null}: the shopper's choice for an answer
                                     (a product id from its list, or null for "not here"), stored with the photo when the
-                                    kiosk keeps feedback (runtime.kiosk.feedback) -> 201
+                                    kiosk keeps feedback (runtime.feedback.store) -> 201
     GET  /api/catalog/<id>/image    a catalogue item's picture (JPEG thumbnail), by catalogue id only (may hold "/")
     GET  /metrics                   Prometheus text format (runtime.kiosk.metrics)
 
@@ -71,7 +71,7 @@ class ApiError(Exception):
 
 #: A feedback request's body at most: two ids.
 MAX_FEEDBACK_BYTES = 4096
-#: Which status a feedback that cannot be stored gets, by its code (runtime.kiosk.feedback.FeedbackError).
+#: Which status a feedback that cannot be stored gets, by its code (runtime.feedback.store.FeedbackError).
 _FEEDBACK_ERROR_STATUS = {"unknown_query": 404, "repeated": 409, "full": 507}
 
 #: Which 4xx an unusable photo gets, by its error code (runtime.results.image_error_code).
