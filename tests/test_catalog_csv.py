@@ -241,3 +241,14 @@ def test_duplicate_of_a_rejected_row_is_still_a_duplicate(tmp_path: Path) -> Non
     assert rows == []
     assert [str(p) for p in problems] == ["line 2: image not found: " + str(tmp_path / "missing.png"),
                                           "line 3: duplicate id 'x' (first on line 2)"]
+
+
+def test_a_gtin_with_a_wrong_check_digit_is_a_bad_row(tmp_path: Path) -> None:
+    """A barcode could never find such a product (runtime.barcode): said at build, naming the digit expected."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
+    (tmp_path / "c.csv").write_text("id,image,title,gtin\nA,a.jpg,Milk,4006381333931\nB,a.jpg,Oat,4006381333932\n"
+                                    "C,a.jpg,Rye,\nD,a.jpg,Tea,12345\n", encoding="utf-8")
+    rows, problems = read_catalog_csv(tmp_path / "c.csv")
+    assert [row.id for row in rows] == ["A", "C"]
+    assert [str(p) for p in problems] == ["line 3: gtin '4006381333932' has check digit 2, expected 1",
+                                          "line 5: gtin '12345' has 5 digits, not 8, 12, 13 or 14"]

@@ -28,7 +28,7 @@ from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RE
 from runtime.retriever import Retriever
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
-from .catalog import read_catalog_csv, settle_problems
+from .catalog import LoadedCatalog, load_catalog, settle_problems
 from .catalog import CatalogRow
 from .confidence import CalibrationOptions, calibrate, catalogue_images
 from .features import Reads, extract_features
@@ -159,15 +159,17 @@ class BuildReport:
     seconds: float
 
 
-def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOptions()) -> BuildReport:
-    """Index a catalogue into a bundle at ``out``; bad rows abort unless ``options.skip_bad``."""
+def build_bundle(catalog: Path | LoadedCatalog, out: Path, options: BuildOptions = BuildOptions()) -> BuildReport:
+    """Index a catalogue (its CSV, or one already read: a product feed) into a bundle at ``out``; bad rows abort
+    unless ``options.skip_bad``."""
     started = time.perf_counter()
     check_target(out, options.overwrite)  # said before the long work, not after it
     if not 1 <= options.k <= options.top:
         raise ValueError(f"need 1 <= k <= top, got k={options.k}, top={options.top}")
     if options.vote < 0:
         raise ValueError(f"need vote >= 0, got {options.vote}")
-    rows, problems = read_catalog_csv(catalog_csv)
+    loaded = load_catalog(catalog)
+    catalog_csv, rows, problems = loaded.source, loaded.rows, loaded.problems
     settle_problems(catalog_csv, problems, options.skip_bad)
     # TensorRT plans are built from the float32 model: a bundle that carries them keeps that model on the CPU too
     precision = None if options.engines and options.precision == AUTO else options.precision
@@ -186,8 +188,8 @@ def build_bundle(catalog_csv: Path, out: Path, options: BuildOptions = BuildOpti
     adapted = _adapt(vectors, kept, card, adapt_options, options)
     vectors, projection = adapted.vectors, adapted.projection
     index = _index(vectors, options)
-    text_map = build_text_map([row.title for row in kept], options.text)
-    items = [CatalogItem(row.id, row.title, str(row.image), row.group, row.fields) for row in kept]
+    text_map = build_text_map([row.text or row.title for row in kept], options.text)
+    items = [row.item() for row in kept]
     labels = None
     if reads is not None:
         labels = LabelsToWrite(label_index(kept, reads), options.text_detector, options.text_recogniser,
@@ -319,7 +321,7 @@ def build_bundle_from_vectors(
     index = _index(vectors, options, threads=options.threads or -1)
     timings["index_s"], timings["index_cpu_s"] = time.perf_counter() - clock, time.process_time() - cpu
     clock, cpu = time.perf_counter(), time.process_time()
-    text_map = build_text_map([item.title for item in items], options.text)
+    text_map = build_text_map([item.words for item in items], options.text)
     timings["text_map_s"], timings["text_map_cpu_s"] = time.perf_counter() - clock, time.process_time() - cpu
     clock = time.perf_counter()
     write_bundle(

@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.barcode.gtin import gtin_problem
+from runtime.bundle.catalog import CatalogItem
 from runtime.errors import CatalogError
 from runtime.tools.tables import read_table, resolve_path
 
@@ -17,8 +19,9 @@ _SHOWN_PROBLEMS = 20
 
 @dataclass(frozen=True)
 class CatalogRow:
-    """A catalogue row as read from the CSV; ``line`` is kept for error messages. ``fields``: the row's other
-    columns (price, SKU, URL, ...), in the CSV's order, which the bundle stores and each match returns."""
+    """A catalogue row as read from the CSV or a feed; ``where`` ``line`` names it in error messages. ``fields``:
+    the row's other columns (price, SKU, URL, ...), in the CSV's order, which the bundle stores and each match
+    returns. ``text``: what the text map reads when it is more than the title (a feed's brand and description)."""
 
     line: int
     id: str
@@ -26,19 +29,49 @@ class CatalogRow:
     title: str
     group: str
     fields: dict[str, str] = field(default_factory=dict, hash=False)
+    text: str = ""
+    where: str = "line"
+
+    def item(self, image: str | None = None) -> CatalogItem:
+        """The bundle's row for this one, shown by ``image`` (default: its own)."""
+        return CatalogItem(self.id, self.title, str(self.image) if image is None else image, self.group,
+                           self.fields, self.text)
 
 
 @dataclass(frozen=True)
 class Problem:
+    """A bad row: ``where`` ``line`` names it ("line 7" of a CSV, "item 3" of an XML feed)."""
+
     line: int
     message: str
+    where: str = "line"
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"{self.where} {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LoadedCatalog:
+    """A catalogue read from wherever it came from (a CSV, a product feed), with its bad rows; ``note``: a line a
+    build prints about how it was read (a feed's fetch counts), or ''."""
+
+    source: Path
+    rows: list[CatalogRow]
+    problems: list[Problem]
+    note: str = ""
+
+
+def load_catalog(source: Path | LoadedCatalog) -> LoadedCatalog:
+    """``source`` as it is when already read (a feed), else its catalogue CSV read."""
+    if isinstance(source, LoadedCatalog):
+        return source
+    rows, problems = read_catalog_csv(source)
+    return LoadedCatalog(source, rows, problems)
 
 
 def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
-    """Parse the CSV; returns good rows and problems (empty fields, duplicate ids, missing images)."""
+    """Parse the CSV; returns good rows and problems (empty fields, duplicate ids, missing images, a ``gtin`` with a
+    wrong check digit: a barcode would never find it)."""
     rows: list[CatalogRow] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -62,6 +95,10 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
             problems.append(Problem(line, f"image not found: {image}"))
             continue
         fields = {name: value for name, value in row.items() if name not in KNOWN_COLUMNS}
+        wrong_gtin = gtin_problem(fields["gtin"]) if fields.get("gtin") else None
+        if wrong_gtin:
+            problems.append(Problem(line, wrong_gtin))
+            continue
         rows.append(CatalogRow(line, row["id"], image, row["title"], row["group"] or row["id"], fields))
     problems.extend(Problem(line, message) for line, message in unreadable)
     return rows, sorted(problems, key=lambda problem: problem.line)

@@ -10,15 +10,18 @@ from pathlib import Path
 from runtime.bundle.locate import resolve_bundle
 from runtime.cli import add_backend_options, add_bundle_option
 from runtime.cli_groups import CATALOGUE, add_command
-from runtime.cli_types import fraction, int_at_least, non_negative_float, non_negative_int, positive_int, unit_float
+from runtime.cli_types import fraction, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
 from runtime.errors import ShadematchError
 
 from ..extra import needs_export_extra
 
 
 def register_build(commands: argparse._SubParsersAction) -> None:
-    p = add_command(commands, "build", group=CATALOGUE, summary="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group]; any other columns (price, SKU, URL, ...) are stored as text and come back with each match as its fields.")
-    p.add_argument("--catalog", required=True, type=Path, help="catalogue CSV (id,image,title[,group], other columns: fields)")
+    p = add_command(commands, "build", group=CATALOGUE, summary="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group], or from a Google Merchant Center product feed (one catalogue image per image_link and additional_image_link, the product's id its group); any other columns (price, SKU, URL, ...) are stored as text and come back with each match as its fields.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--catalog", type=Path, help="catalogue CSV (id,image,title[,group], other columns: fields); this or --feed, no default")
+    source.add_argument("--feed", type=Path, metavar="FEED", help="a Google Merchant Center product feed (TSV, CSV, "
+                        "RSS or Atom XML) whose image_link and additional_image_link URLs are fetched; this or --catalog, no default")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--model", type=Path, default=None, help="visual ONNX model with its .card.json (default: the shipped one)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
@@ -57,8 +60,42 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--not-found-photos", type=non_negative_int, default=160, metavar="N", help="generated non-product photos "
                    "that, with store-like views of the catalogue, fit the bundle's match confidence and its 'no matching "
                    "product' threshold (default: 160; 0 = no confidence model, every photo is answered found)")
+    add_feed_options(p)
     add_backend_options(p)
     p.set_defaults(handler=_build)
+
+
+def add_feed_options(p: argparse.ArgumentParser) -> None:
+    """How --feed's images are fetched (export.feeds.fetch)."""
+    from ..feeds.options import DEFAULT_CACHE, FetchOptions
+
+    base = FetchOptions()
+    feed = p.add_argument_group("product feed images (--feed)")
+    feed.add_argument("--image-cache", type=Path, default=DEFAULT_CACHE, metavar="DIR", help="the persistent image "
+                      f"cache, revalidated with ETag/Last-Modified (default: {DEFAULT_CACHE})")
+    feed.add_argument("--fetch-workers", type=positive_int, default=base.workers, metavar="N",
+                      help=f"downloads at once (default: {base.workers})")
+    feed.add_argument("--fetch-timeout", type=positive_float, default=base.timeout_s, metavar="S",
+                      help=f"seconds to connect, and of silence while reading (default: {base.timeout_s:g})")
+    feed.add_argument("--fetch-retries", type=non_negative_int, default=base.retries, metavar="N",
+                      help=f"tries after a failed one, with exponential backoff (default: {base.retries})")
+    feed.add_argument("--max-image-mb", type=positive_float, default=base.max_bytes / 2**20, metavar="MB",
+                      help=f"largest image accepted (default: {base.max_bytes / 2**20:g})")
+
+
+def read_feed_source(args: argparse.Namespace):
+    """The --feed as a catalogue (export.bundle.catalog.LoadedCatalog), its images fetched; the fetch counts are
+    printed on stderr."""
+    import sys
+
+    from ..feeds.catalog import load_feed
+    from ..feeds.options import FetchOptions
+
+    options = FetchOptions(workers=args.fetch_workers, timeout_s=args.fetch_timeout, retries=args.fetch_retries,
+                           max_bytes=int(args.max_image_mb * 2**20))
+    loaded = load_feed(args.feed, args.image_cache, options, progress=not args.quiet)
+    print(f"shadematch: {loaded.note}", file=sys.stderr)
+    return loaded
 
 
 def _add_reduce_dim(p: argparse.ArgumentParser) -> None:
@@ -92,7 +129,7 @@ def _build(args: argparse.Namespace) -> int:
         options.label_weight = args.label_weight
     if args.model is not None:
         options.model = args.model
-    report = build_bundle(args.catalog, args.out, options)
+    report = build_bundle(read_feed_source(args) if args.feed is not None else args.catalog, args.out, options)
     skipped = f", {report.skipped} bad row(s) skipped" if report.skipped else ""
     print(f"built {report.out}: {report.items} items in {report.seconds:.1f} s{skipped}")
     return 0
@@ -150,9 +187,13 @@ def register_update(commands: argparse._SubParsersAction) -> None:
                    "--feedback-db): its confirmed photos become catalogue images of their products, shown by the "
                    "product's own picture; confirmations against a strong match of another product are held back "
                    "and listed (default: none)")
+    p.add_argument("--feed", type=Path, default=None, metavar="FEED", help="a product feed (as build --feed) that is the "
+                   "whole new catalogue: its new rows are added, changed ones (image, title, fields) replaced, rows it "
+                   "no longer has removed (feedback rows of its products stay); not with --add, --remove or --replace (default: none)")
     p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported)")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad rows of the delta (each is reported); with --feed, "
+                   "a bundle row whose feed row is bad is removed")
     p.add_argument("--workers", type=non_negative_int, default=0, help="worker processes for the added images (default: one process)")
     p.add_argument("--full-text-map", action="store_true", help="recompute the whole text map (always done below "
                    "50,000 titles)")
@@ -160,6 +201,7 @@ def register_update(commands: argparse._SubParsersAction) -> None:
                    "final catalogue from its stored rows; auto: below 50,000 rows, when no product needs store-like views (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print what changed as JSON")
+    add_feed_options(p)
     add_backend_options(p)
     p.set_defaults(handler=_update)
 
@@ -170,11 +212,14 @@ def _update(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise needs_export_extra(exc) from None
     bundle = _bundle_to_change(args, "updated")
+    if args.feed is not None and (args.add or args.remove or args.replace):  # said before the images are fetched
+        raise ShadematchError("--feed is the whole catalogue: give it without --add, --remove or --replace")
+    feed = read_feed_source(args) if args.feed is not None else None
     options = UpdateOptions(backend=args.backend or "auto", threads=args.threads, workers=args.workers,
                             skip_bad=args.skip_bad, overwrite=args.force, full_text_map=args.full_text_map,
                             progress=not args.quiet, refit={"auto": None, "on": True, "off": False}[args.refit])
     report = update_bundle(bundle, args.out, args.add, args.remove, args.replace, options, args.add_vectors,
-                           args.feedback)
+                           args.feedback, feed)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0

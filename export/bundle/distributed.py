@@ -81,6 +81,6 @@ def extract_on_ray(
     errors = np.concatenate([p["error"] for p in parts])[order] if parts else np.zeros(0, object)
     words = np.concatenate([p["words"] for p in parts])[order] if parts else np.zeros(0, object)
     kept = [row for row, good in zip(rows, ok) if good]
-    problems = [Problem(row.line, str(message)) for row, good, message in zip(rows, ok, errors) if not good]
+    problems = [Problem(row.line, str(message), row.where) for row, good, message in zip(rows, ok, errors) if not good]
     reads = [[(str(t), float(c)) for t, c in json.loads(w)] for w, good in zip(words, ok) if good] if reader else None
     return np.ascontiguousarray(vectors[ok], dtype=np.float32), kept, problems, reads

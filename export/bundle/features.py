@@ -32,7 +32,7 @@ def extract_features(
         try:
             return decode_photos([row.image])[0] if reader is not None else embedder.prepare(row.image)
         except ImageError as exc:
-            return Problem(row.line, str(exc))
+            return Problem(row.line, str(exc), row.where)
 
     kept: list[CatalogRow] = []
     problems: list[Problem] = []

@@ -67,6 +67,6 @@ def feedback_rows(bundle: Bundle, store: FeedbackStore, staging: Path) -> Feedba
                                   "best_confidence": round(float(feedback.best_confidence), 4)})
             continue
         photo.write_bytes(feedback.photo)
-        out.rows.append(CatalogRow(0, row_id, photo, item.title, item.group, dict(item.fields)))
+        out.rows.append(CatalogRow(0, row_id, photo, item.title, item.group, dict(item.fields), item.text))
         out.shown[row_id] = row_of[feedback.product_id]
     return out

@@ -45,9 +45,10 @@ from runtime.search.index import VisualIndex
 
 from .adapt import store_like_views
 from .build import add_confidence, describe_rows, read_titles
-from .catalog import CatalogRow, read_catalog_csv, settle_problems
+from .catalog import CatalogRow, LoadedCatalog, read_catalog_csv, settle_problems
 from .confidence import CalibrationOptions
 from .features import Reads
+from .feedback import ID_PREFIX as FEEDBACK_ID_PREFIX
 from .feedback import FeedbackRows, feedback_rows
 from .labels import label_index
 from .projection import learn_adapted_projection
@@ -139,6 +140,21 @@ def read_delta(ids: Sequence[str], add: Path | None, remove: Path | None, replac
     return Delta(added + replaced, set(removed) | {r.id for r in replaced}, {r.id for r in replaced}), skipped
 
 
+def feed_delta(old_items: Sequence[CatalogItem], rows: Sequence[CatalogRow], extra: Sequence[CatalogRow] = ()) -> Delta:
+    """The delta that makes the bundle the feed's catalogue: rows new to it are added, rows whose image (its
+    content: the image cache names blobs by their sha256), title, words, group or fields changed are replaced, and
+    rows the feed no longer has are removed, except feedback rows of products it still has (they are the store's
+    own photos, which no feed lists). ``extra``: feedback rows to add too."""
+    old = {item.id: item for item in old_items}
+    new = {row.id: row for row in rows}
+    products = {row.group for row in rows}
+    replaced = [row for row_id, row in new.items() if row_id in old and old[row_id] != row.item()]
+    removed = {item.id for item in old_items if item.id not in new
+               and not (item.id.startswith(FEEDBACK_ID_PREFIX) and item.group in products)}
+    added = [row for row_id, row in new.items() if row_id not in old] + list(extra)
+    return Delta(added + replaced, removed | {row.id for row in replaced}, {row.id for row in replaced})
+
+
 def _read_ids(path: Path) -> list[str]:
     """One id per line; blank lines are skipped."""
     try:
@@ -149,22 +165,28 @@ def _read_ids(path: Path) -> list[str]:
 
 def update_bundle(bundle_path: Path, out: Path, add: Path | None = None, remove: Path | None = None,
                   replace: Path | None = None, options: UpdateOptions = UpdateOptions(),
-                  add_vectors: Path | None = None, feedback: Path | None = None) -> UpdateReport:
+                  add_vectors: Path | None = None, feedback: Path | None = None,
+                  feed: LoadedCatalog | None = None) -> UpdateReport:
     """Write ``out``: the bundle at ``bundle_path`` changed by the delta (see the module's docstring).
     ``add_vectors``: descriptors of the ``add`` rows computed elsewhere (as `build-vectors` takes them; ``add`` is
     then a titles CSV id,title[,group[,image]] in the same order), so the model does not run at all.
-    ``feedback``: a kiosk's feedback database, whose confirmed photos are added too (export.bundle.feedback)."""
+    ``feedback``: a kiosk's feedback database, whose confirmed photos are added too (export.bundle.feedback).
+    ``feed``: a product feed, read (export.feeds.catalog.load_feed): the whole catalogue the bundle is to become
+    (feed_delta)."""
     with tempfile.TemporaryDirectory(prefix=".feedback-") as staging:
-        return _update(bundle_path, out, add, remove, replace, options, add_vectors, feedback, Path(staging))
+        return _update(bundle_path, out, add, remove, replace, options, add_vectors, feedback, Path(staging), feed)
 
 
 def _update(bundle_path: Path, out: Path, add: Path | None, remove: Path | None, replace: Path | None,
-            options: UpdateOptions, add_vectors: Path | None, feedback_db: Path | None, staging: Path) -> UpdateReport:
+            options: UpdateOptions, add_vectors: Path | None, feedback_db: Path | None, staging: Path,
+            feed: LoadedCatalog | None) -> UpdateReport:
     started = time.perf_counter()
     steps: dict[str, float] = {}
     lap = _Laps(steps)
-    if add is None and remove is None and replace is None and feedback_db is None:
-        raise CatalogError("nothing to change: give --add, --remove, --replace or --feedback")
+    if add is None and remove is None and replace is None and feedback_db is None and feed is None:
+        raise CatalogError("nothing to change: give --add, --remove, --replace, --feed or --feedback")
+    if feed is not None and (add is not None or remove is not None or replace is not None):
+        raise CatalogError("--feed is the whole catalogue: give it without --add, --remove or --replace")
     if add_vectors is not None and (add is None or replace is not None or feedback_db is not None):
         raise CatalogError("--add-vectors goes with --add (the titles of those rows), without --replace or --feedback")
     check_target(out, options.overwrite)
@@ -174,7 +196,7 @@ def _update(bundle_path: Path, out: Path, add: Path | None, remove: Path | None,
     fed = FeedbackRows()
     if feedback_db is not None:
         fed = feedback_rows(bundle, FeedbackStore(feedback_db, create=False), staging)
-        if not fed.rows and add is None and remove is None and replace is None:
+        if not fed.rows and add is None and remove is None and replace is None and feed is None:
             raise CatalogError(f"nothing to change: {feedback_db} holds no confirmed photo to add "
                                f"({json.dumps(fed.to_dict())})")
     given: list[CatalogItem] | None = None
@@ -182,18 +204,21 @@ def _update(bundle_path: Path, out: Path, add: Path | None, remove: Path | None,
         given, rows, raw = _given(add, add_vectors, bundle)
         delta, skipped = read_delta([item.id for item in old_items], None, remove, None, options.skip_bad, extra=rows)
         reads, problems = ([[] for _ in rows] if bundle.labels is not None else None), []
+    elif feed is not None:
+        settle_problems(feed.source, feed.problems, options.skip_bad)
+        delta, skipped = feed_delta(old_items, feed.rows, extra=fed.rows), len(feed.problems)
+        raw, rows, problems, reads = _describe(bundle, delta.add, options)
     else:
         delta, skipped = read_delta([item.id for item in old_items], add, remove, replace, options.skip_bad,
                                     extra=fed.rows)
         raw, rows, problems, reads = _describe(bundle, delta.add, options)
     keep = np.array([row for row, item in enumerate(old_items) if item.id not in delta.remove], dtype=np.int64)
-    settle_problems(add or replace, problems, options.skip_bad)
+    settle_problems(add or replace or (feed.source if feed is not None else None), problems, options.skip_bad)
     skipped += len(problems)
     # a shopper's photo is shown by its product's catalogue picture (export.bundle.feedback)
     shown = {row_id: old_items[row] for row_id, row in fed.shown.items()}
     items = [old_items[row] for row in keep] + (given if given is not None else [
-        CatalogItem(r.id, r.title, shown[r.id].image if r.id in shown else str(r.image), r.group, r.fields)
-        for r in rows])
+        r.item(shown[r.id].image if r.id in shown else None) for r in rows])
     if not items:
         raise CatalogError("the update would leave the catalogue empty")
     raw = _with_views(bundle, raw, rows, items, len(keep), options)
@@ -201,7 +226,7 @@ def _update(bundle_path: Path, out: Path, add: Path | None, remove: Path | None,
     lap("describe")
     # the text map before the index: its transient arrays then never sit beside the index's new vector matrix
     params = _text_params(bundle)
-    titles = [item.title for item in items]
+    titles = [item.words for item in items]
     full_map = options.full_text_map or len(items) < FULL_MAP_BELOW
     text_map = build_text_map(titles, params) if full_map else update_text_map(bundle.text_map, keep, titles, params)
     del titles
@@ -297,7 +322,7 @@ def _given(titles: Path, vectors_npy: Path, bundle: Bundle) -> tuple[list[Catalo
                            f"(need float32 ({len(items)}, {width}))")
     if not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3):
         raise CatalogError(f"{vectors_npy}: rows are not L2-normalised descriptors")
-    rows = [CatalogRow(line, item.id, Path(item.image), item.title, item.group, item.fields)
+    rows = [CatalogRow(line, item.id, Path(item.image), item.title, item.group, item.fields, item.text)
             for line, item in enumerate(items, start=2)]
     return items, rows, raw
 

@@ -15,20 +15,29 @@ from ..errors import BundleError
 @dataclass(frozen=True)
 class CatalogItem:
     """One catalogue image. ``group`` is the product identity: several images may show one product. ``fields``:
-    the catalogue CSV's other columns (price, SKU, URL, ...) as text, in the CSV's order."""
+    the catalogue CSV's other columns (price, SKU, URL, ...) as text, in the CSV's order. ``text``: the words the
+    text map reads when they are more than the title (a feed's title, brand and description); see ``words``."""
 
     id: str
     title: str
     image: str
     group: str
     fields: dict[str, str] = field(default_factory=dict, hash=False)
+    text: str = ""
+
+    @property
+    def words(self) -> str:
+        """What the text map reads: ``text`` when the catalogue gave more than a title, else the title."""
+        return self.text or self.title
 
     def to_dict(self) -> dict[str, Any]:
-        """The catalog.jsonl row; ``fields`` only when there are some, so a catalogue without extra columns writes
+        """The catalog.jsonl row; ``fields`` and ``text`` only when there are some, so a catalogue without extra columns writes
         the rows it always did (and a runtime that predates fields reads any row, ignoring the key)."""
         row: dict[str, Any] = {"id": self.id, "title": self.title, "image": self.image, "group": self.group}
         if self.fields:
             row["fields"] = self.fields
+        if self.text:
+            row["text"] = self.text
         return row
 
     @classmethod
@@ -41,7 +50,7 @@ class CatalogItem:
         if not isinstance(fields, dict):
             raise TypeError(f"fields is a {type(fields).__name__}, not an object")
         return cls(str(row["id"]), str(row["title"]), str(row["image"]), str(row["group"]),
-                   {str(name): str(value) for name, value in fields.items()})
+                   {str(name): str(value) for name, value in fields.items()}, str(row.get("text") or ""))
 
 
 def read_catalog(path: Path) -> list[CatalogItem]:
