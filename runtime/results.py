@@ -32,7 +32,7 @@ STAGE_LABELS = {"visual": "looks like it", "text": "title related to the best vi
 @dataclass(frozen=True)
 class Match:
     """One result: the catalogue item, its similarity to the photo, which stage found it ("visual": the first-stage
-    top-k; "text": the text-refined second stage) and ``confidence``, the bundle's calibrated probability that it is
+    top-k; "text": the text-refined second stage; "barcode": the GTIN of the barcode on the photo) and ``confidence``, the bundle's calibrated probability that it is
     the photo's product (None for a bundle without a confidence model). The list is ordered by the search (the
     product vote and the text stage may put a lower score above a higher one), not by score. ``fields``: the
     catalogue CSV's other columns for this item (price, SKU, URL, ...), as text, in the CSV's order."""

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .backends import Backend, open_backend, usable_cores
+from .barcode.lookup import GtinLookup
+from .barcode.reader import BarcodeReader
 from .backends.cpu import int8_dot_product
 from .bundle import Bundle, open_bundle
 from .describe.embedder import Embedder
@@ -34,9 +36,11 @@ class Retriever:
     own execution context and stream); ``close`` must come last.
     """
 
-    def __init__(self, bundle: Bundle, backend: Backend, reader: LabelReader | None = None, threads: int | None = None
-                 ) -> None:
+    def __init__(self, bundle: Bundle, backend: Backend, reader: LabelReader | None = None, threads: int | None = None,
+                 barcodes: bool = True) -> None:
         self.bundle = bundle
+        #: The catalogue's GTINs and the barcode reader, when it has some (and ``barcodes``); else None.
+        self.gtins, self.barcode_reader = _barcode_stage(bundle) if barcodes else (None, None)
         self.backend = backend
         workers, make = 1, None
         if backend.kind == "onnxruntime":
@@ -50,7 +54,7 @@ class Retriever:
     @classmethod
     def open(
         cls, path: str | Path, *, backend: str | None = None, threads: int | None = None, verify: bool = True,
-        ocr: bool | None = None,
+        ocr: bool | None = None, barcodes: bool = True,
     ) -> "Retriever":
         """Open and verify a bundle, then load its visual model with ``backend`` ("auto", "tensorrt",
         "onnxruntime"; default: the bundle's choice). "auto" runs one of the bundle's TensorRT plans when
@@ -68,7 +72,7 @@ class Retriever:
         reader = LabelReader.open(*models, threads=threads) if models else None
         # with a reader, three sessions take turns on the cores: none may keep its threads spinning
         visual = open_backend(bundle.model_path, backend or bundle.backend, threads=threads, spin=reader is None)
-        return cls(bundle, visual, reader, threads)
+        return cls(bundle, visual, reader, threads, barcodes)
 
     @property
     def reads_labels(self) -> bool:
@@ -96,8 +100,17 @@ class Retriever:
         """Matches and the words read, per photo. ``ocr`` (default: on when the bundle reads labels) reads the
         text on each photo and fuses it with the visual ranking (runtime.search.fusion)."""
         started = time.perf_counter()
-        descriptors, words = self.describe(images, batch_size=batch_size, ocr=ocr)
-        matches = self.search(descriptors, k=k, top=top, distinct=distinct, words=words)
+        codes = None
+        if self.barcode_reader is None:
+            descriptors, words = self.describe(images, batch_size=batch_size, ocr=ocr)
+        else:  # each photo decoded once, for the barcode, the label and the model alike
+            photos = decode_photos(images)
+            codes = [self.barcode_reader.read(photo) for photo in photos]
+            if self._ocr(ocr):
+                descriptors, words = describe_and_read(self.embedder, self.reader, photos, batch_size)
+            else:
+                descriptors, words = self.embed(photos, batch_size=batch_size), None
+        matches = self.search(descriptors, k=k, top=top, distinct=distinct, words=words, barcodes=codes)
         elapsed_ms = (time.perf_counter() - started) * 1000 / max(1, len(matches))
         return [Answer(m, w or [], self.found(m), elapsed_ms)
                 for m, w in zip(matches, words or [None] * len(matches))]
@@ -133,11 +146,13 @@ class Retriever:
 
     def search(self, descriptors: np.ndarray, *, k: int | None = None, top: int | None = None,
                vote: int | None = None, distinct: bool = True, words: Sequence[Sequence[Word]] | None = None,
-               text_weight: float | None = None) -> list[list[Match]]:
+               text_weight: float | None = None, barcodes: Sequence[Sequence[str]] | None = None) -> list[list[Match]]:
         """Two-stage search (Algorithm 1) for precomputed descriptors; k = 0 is visual-only. ``vote`` (default:
         the bundle's) is the visual top-m whose product vote picks the first result (0 = off). ``distinct``: one
         result per product (its first image in the ranking), else the image-level ranking of the challenge.
-        ``words`` (one list per descriptor) are fused in first with ``text_weight`` (default: the bundle's)."""
+        ``words`` (one list per descriptor) are fused in first with ``text_weight`` (default: the bundle's).
+        ``barcodes`` (one list of GTINs per descriptor, as BarcodeReader.read gives them): the product with a read
+        GTIN comes first, stage "barcode", confidence 1; a GTIN the catalogue lacks changes nothing."""
         k = self.bundle.k if k is None else k
         top = self.bundle.top if top is None else top
         vote = self.bundle.vote if vote is None else vote
@@ -155,10 +170,26 @@ class Retriever:
                                 evidence=evidence)
         model = self.bundle.confidence
         if model is None:
-            return [[self._match(hit, None) for hit in row] for row in hits]
-        product_logits = model.product_logit(descriptors)
-        return [[self._match(hit, c) for hit, c in zip(row, model.confidences([h.score for h in row], logit))]
-                for row, logit in zip(hits, product_logits)]
+            matches = [[self._match(hit, None) for hit in row] for row in hits]
+        else:
+            product_logits = model.product_logit(descriptors)
+            matches = [[self._match(hit, c) for hit, c in zip(row, model.confidences([h.score for h in row], logit))]
+                       for row, logit in zip(hits, product_logits)]
+        if barcodes is None or self.gtins is None:
+            return matches
+        if len(barcodes) != len(descriptors):
+            raise ValueError(f"need one GTIN list per descriptor, got {len(barcodes)} for {len(descriptors)}")
+        return [self._barcode_first(row, self.gtins.row(codes), top, distinct) for row, codes in zip(matches, barcodes)]
+
+    def _barcode_first(self, matches: list[Match], row: int | None, top: int, distinct: bool) -> list[Match]:
+        """``matches`` with catalogue ``row`` (a barcode's product) first: the barcode names the product outright,
+        so it outranks any similarity; the visual results follow, that product's other images left out."""
+        if row is None:
+            return matches
+        item = self.bundle.catalog[row]
+        first = Match(item.id, item.title, 1.0, "barcode", item.group, item.image, 1.0, item.fields)
+        rest = [m for m in matches if (m.group != item.group if distinct else m.id != item.id)]
+        return [first, *rest][:top]
 
     def _ocr(self, ocr: bool | None) -> bool:
         if ocr and not self.reads_labels:
@@ -172,7 +203,7 @@ class Retriever:
                      None if confidence is None else float(confidence), item.fields)
 
     def close(self) -> None:
-        """Release the backend (and the reader); idempotent."""
+        """Release the backend (and the readers); idempotent."""
         self.embedder.close()
         self.backend.close()
         if self.reader is not None:
@@ -185,3 +216,18 @@ class Retriever:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _barcode_stage(bundle: Bundle) -> tuple[GtinLookup | None, BarcodeReader | None]:
+    """The GTIN lookup and a reader when the catalogue has GTINs (a bundle without any reads no barcodes)."""
+    gtins = GtinLookup.from_catalog(bundle.catalog)
+    if gtins is None:
+        return None, None
+    try:
+        reader = BarcodeReader()
+    except ImportError:
+        LOG.info("%s: the catalogue has %d GTINs, but zxing-cpp is not installed: barcodes are not read "
+                 "(pip install zxing-cpp)", bundle.path, len(gtins))
+        return None, None
+    LOG.info("%s: barcodes read on every photo (%d GTINs in the catalogue)", bundle.path, len(gtins))
+    return gtins, reader

@@ -29,7 +29,7 @@ from ..search.fusion import TextEvidence
 from ..search.two_stage import distinct_pool, distinct_products
 from ..versions import installed_versions
 
-STAGES = ("decode", "preprocess", "text_model", "visual_model", "srmac", "text_detection", "text_recognition",
+STAGES = ("decode", "barcode", "preprocess", "text_model", "visual_model", "srmac", "text_detection", "text_recognition",
           "label_match", "index_search", "refinement")
 #: Stages of reading the label: absent from a query without OCR.
 READING_STAGES = ("text_detection", "text_recognition", "label_match")
@@ -119,7 +119,7 @@ def _stage_samples(retriever: Retriever, images: Sequence[Path], options: BenchO
                    ) -> dict[str, list[float]]:
     """Seconds per stage for single-photo queries, cycling through the photos; warm-up runs are dropped. With
     ``ocr`` the photo is decoded at reading resolution and its label read on the saliency map's product region."""
-    embedder, bundle, reader = retriever.embedder, retriever.bundle, retriever.reader
+    embedder, bundle, reader, barcodes = retriever.embedder, retriever.bundle, retriever.reader, retriever.barcode_reader
     k, top, vote = bundle.k, bundle.top, bundle.vote
     products = bundle.products
     saliency = bundle.card.outputs["saliency"]
@@ -128,8 +128,10 @@ def _stage_samples(retriever: Retriever, images: Sequence[Path], options: BenchO
     for run in range(options.warmup + options.repeats):
         image = images[run % len(images)]
         clock = _Clock()
-        if ocr:
+        if ocr or barcodes is not None:  # Retriever.answer decodes such a photo once, at reading resolution
             photo = clock("decode", lambda: decode_photos([image])[0])
+            if barcodes is not None:
+                clock("barcode", barcodes.read, photo)
             batch = clock("preprocess", lambda: embedder.inputs(reduced(photo, side)))
         else:
             decoded = clock("decode", embedder.decode, image)
@@ -179,6 +181,9 @@ def _stage_table(samples: dict[str, list[float]], retriever: Retriever, ocr: boo
     for name in STAGES:
         if name in READING_STAGES and not ocr:
             table[name] = {"absent": True, "why": "the label is not read (OCR off, or the bundle has no label index)"}
+            continue
+        if name == "barcode" and retriever.barcode_reader is None:
+            table[name] = {"absent": True, "why": "the catalogue has no GTINs: no photo is read for a barcode"}
             continue
         if name == "text_model":
             table[name] = (

@@ -35,7 +35,7 @@ def compare(reference: Path, candidate: Path, *, rounds: int = 2, bench_args: Se
     for key in ("p50_ms", "p95_ms"):
         rows[f"total {key}"] = _row(runs, lambda r, key=key: r["total"][key])
     for stage in STAGES:
-        if all("p50_ms" in r["stages"][stage] for role in runs.values() for r in role):
+        if all("p50_ms" in r["stages"].get(stage, {}) for role in runs.values() for r in role):  # an older bench may lack it
             rows[f"{stage} p50_ms"] = _row(runs, lambda r, stage=stage: r["stages"][stage]["p50_ms"])
     for batch in THROUGHPUT_BATCHES:
         rows[f"photos/s batch {batch}"] = _row(runs, lambda r, batch=batch: r["throughput"][str(batch)]["images_per_s"])

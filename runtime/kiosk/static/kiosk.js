@@ -143,8 +143,12 @@ function card(match, found) {
   score.title = `similarity score ${match.score.toFixed(3)}`;
   const stage = document.createElement("span");
   stage.className = `stage stage-${match.stage}`;
-  stage.textContent = match.stage === "visual" ? "visual" : "text-refined";
-  stage.title = match.stage === "visual" ? "found by the picture" : "found through the catalogue text of a visual match";
+  const stages = {
+    visual: ["visual", "found by the picture"],
+    text: ["text-refined", "found through the catalogue text of a visual match"],
+    barcode: ["barcode", "found by the barcode on the product"],
+  };
+  [stage.textContent, stage.title] = stages[match.stage] || [match.stage, ""];
   meta.append(score, stage);
   item.append(rank, picture, title, ...productFields(product.fields), meta);
   return item;
