@@ -305,7 +305,8 @@ class KioskApp:
         with self.live.use() as served:  # the bundle version it starts on answers it, even if a reload comes
             retriever = served.retriever
             card = retriever.bundle.card.input
-            side = READ_SIDE if retriever.reads_labels else max(card.height, card.width)  # small print needs pixels
+            # small print (a label, a barcode) needs pixels
+            side = READ_SIDE if retriever.reads_labels or retriever.barcode_reader else max(card.height, card.width)
             decoding = time.perf_counter()
             image = load_image(stream, min_size=side, max_pixels=self.limits.max_pixels)
             answering = time.perf_counter()

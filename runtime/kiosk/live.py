@@ -40,12 +40,15 @@ class Served:
         return {item.id: item.group for item in self.retriever.bundle.catalog}
 
     def describe(self) -> dict:
-        """What `/api/health` says of the bundle: which one it is (its manifest's sha256) and its size."""
+        """What `/api/health` says of the bundle: which one it is (its manifest's sha256), its size, and what a
+        query reads beside the picture (the label's words; barcodes, when the catalogue has GTINs)."""
         bundle = self.retriever.bundle
         lineage = bundle.manifest.get("lineage") or {}
         return {"name": bundle.path.name, "id": bundle.meta.sha256[:16], "format_version": bundle.meta.version,
                 "items": len(bundle.catalog), "created": bundle.manifest.get("created"),
                 "updates_since_build": lineage.get("updates_since_build", 0), "reads_labels": self.retriever.reads_labels,
+                "reads_barcodes": self.retriever.barcode_reader is not None,
+                "gtins": len(self.retriever.gtins) if self.retriever.gtins is not None else 0,
                 "not_found_threshold": self.retriever.threshold}
 
 
