@@ -40,6 +40,20 @@ def views_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def gtin_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo catalogue with an EAN-13 per product (tests/barcode_photos.py), built as demo_bundle is: its
+    queries read barcodes. Tests must not modify it."""
+    pytest.importorskip("sklearn")
+    from export.bundle.build import BuildOptions, build_bundle
+    from tests.barcode_photos import write_gtin_catalogue
+
+    folder = tmp_path_factory.mktemp("bundles")
+    out = folder / "gtin"
+    build_bundle(write_gtin_catalogue(folder / "catalog.csv"), out, BuildOptions(progress=False, query_views=None))
+    return out
+
+
 @pytest.fixture
 def bundle_copy(demo_bundle: Path, tmp_path: Path) -> Path:
     """A private copy of the demo bundle that a test may tamper with."""

@@ -2,38 +2,20 @@
 printed EAN-13 (export.synthetic.barcodes), and the catalogue's GTIN lookup."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from export.synthetic.barcodes import HARSH, Shot, barcode_photo, ean13
+from export.synthetic.barcodes import HARSH, barcode_photo
 from runtime.barcode.gtin import check_digit, gtin_problem, normal_gtin
 from runtime.barcode.lookup import GtinLookup
 from runtime.barcode.reader import BarcodeReader
 from runtime.bundle.catalog import CatalogItem, CatalogRows, write_catalog
 
+from .barcode_photos import FEW, GTINS, PACKAGES, PHOTOS, group_of, photos
 from .conftest import DEMO
-
-PACKAGES = sorted((DEMO / "images").glob("*_train.jpg"))
-#: An EAN-13 per demo product, then more that no catalogue holds (check digits computed, not typed).
-GTINS = [ean13(400638133390 + 7 * n) for n in range(len(PACKAGES) + 8)]
-PHOTOS = 20
-
-
-#: How many of them the fast tests make (a photo takes ~0.1 s); the slow bundle test answers all 20.
-FEW = 6
-
-
-@functools.lru_cache(maxsize=None)
-def photos(count: int = PHOTOS, barcode: bool = True, seed: int = 0, shot: Shot = Shot()) -> tuple[Image.Image, ...]:
-    """The store-like photos: photo n shows package n % 12 with that product's GTIN (``barcode`` False: the same
-    scenes bare); the first ``count`` of the 20, the same whatever the count. Callers must not change them."""
-    rng = np.random.default_rng(seed)
-    return tuple(barcode_photo(Image.open(PACKAGES[n % len(PACKAGES)]), GTINS[n % len(PACKAGES)], rng,
-                               barcode=barcode, shot=shot) for n in range(count))
 
 
 def test_gtin_check_digits() -> None:
@@ -96,35 +78,22 @@ def test_the_lookup_keys_gtins_by_their_14_digit_spelling(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_a_bundle_answers_a_barcode_first_and_other_photos_as_before(tmp_path: Path, demo_bundle: Path) -> None:
+def test_a_bundle_answers_a_barcode_first_and_other_photos_as_before(gtin_bundle: Path, demo_bundle: Path) -> None:
     """The demo catalogue with a GTIN per product, built as the demo bundle is: each of the 20 barcode photos is
     answered by its product, stage "barcode", confidence 1; photos without a barcode get the demo bundle's answers;
     a GTIN the catalogue lacks changes nothing."""
-    pytest.importorskip("sklearn")
-    import csv
-
-    from export.bundle.build import BuildOptions, build_bundle
     from runtime.retriever import Retriever
 
-    rows = list(csv.DictReader(open(DEMO / "catalog.csv", encoding="utf-8")))
-    group_of = {path: next(row["group"] for row in rows if row["image"] == f"images/{path.name}") for path in PACKAGES}
-    gtin_of = {group_of[path]: GTINS[n] for n, path in enumerate(PACKAGES)}
-    with open(tmp_path / "catalog.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "image", "title", "group", "gtin"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "image": str(DEMO / row["image"]), "gtin": gtin_of[row["group"]]})
-    build_bundle(tmp_path / "catalog.csv", tmp_path / "b", BuildOptions(progress=False, query_views=None))
     queries = sorted((DEMO / "images").glob("*_query.jpg"))
     stranger = barcode_photo(Image.open(PACKAGES[0]), GTINS[-1], np.random.default_rng(1))  # a GTIN not sold here
-    with Retriever.open(tmp_path / "b") as retriever, Retriever.open(demo_bundle) as plain:
+    with Retriever.open(gtin_bundle) as retriever, Retriever.open(demo_bundle) as plain:
         assert retriever.barcode_reader is not None and plain.barcode_reader is None
-        for n, answer in enumerate(retriever.answer(photos())):
-            group, first = group_of[PACKAGES[n % len(PACKAGES)]], answer.matches[0]
+        for n, answer in enumerate(retriever.answer(list(photos()))):
+            group, first = group_of(PACKAGES[n % len(PACKAGES)]), answer.matches[0]
             assert (first.group, first.stage, first.confidence, answer.found) == (group, "barcode", 1.0, True)
             assert group not in [m.group for m in answer.matches[1:]] and len(answer.matches) == 7
         unknown = retriever.answer([stranger])[0]
-        with Retriever.open(tmp_path / "b", barcodes=False) as blind:
+        with Retriever.open(gtin_bundle, barcodes=False) as blind:
             assert [m.id for m in unknown.matches] == [m.id for m in blind.answer([stranger])[0].matches]
         assert "barcode" not in [m.stage for m in unknown.matches]
         same = lambda answers: [[(m.id, m.stage, round(m.score, 5), m.confidence) for m in a.matches] for a in answers]

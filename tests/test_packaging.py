@@ -67,6 +67,18 @@ def test_query_answers_like_the_python_api(executable: Path, demo_bundle: Path, 
         assert [m["score"] for m in result["matches"]] == pytest.approx([m.score for m in matches], abs=1e-4)
 
 
+def test_the_executable_reads_barcodes(executable: Path, gtin_bundle: Path, tmp_path: Path) -> None:
+    """zxing-cpp is in the base install, so in the build: a barcode photo is answered by its GTIN."""
+    from tests.barcode_photos import FEW, PACKAGES, group_of, photos
+
+    photo = tmp_path / "barcode.jpg"
+    photos(FEW)[0].save(photo, quality=92)
+    done = _clean_run(str(executable), "query", "--bundle", str(gtin_bundle), str(photo), "--json", cwd=Path("/"))
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stdout)["results"][0]["matches"][0]
+    assert (first["stage"], first["confidence"], first["product"]["group"]) == ("barcode", 1.0, group_of(PACKAGES[0]))
+
+
 def test_info_and_a_clear_error(executable: Path, demo_bundle: Path, tmp_path: Path) -> None:
     done = _clean_run(str(executable), "info", "--bundle", str(demo_bundle), "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["catalog"]["items"] == 24
