@@ -132,3 +132,14 @@ def test_feed_rows_one_per_image_grouped_by_product(tmp_path: Path) -> None:
         ("OAT#2", "OAT", "Oat milk", "Oat milk. Oatly", server.url("/b.jpg"))]
     assert [str(p) for p in loaded.problems] == [f"line 2: additional image 2 {server.url(BROKEN)}: HTTP 404 Not Found"]
     assert "2 downloaded, 0 unchanged" in loaded.note and "1 failed" in loaded.note
+
+
+def test_a_feed_fetched_from_its_url(tmp_path: Path) -> None:
+    files = {"/a.jpg": _jpeg("oatly-oat-milk_iconic.jpg")}
+    with FeedServer(files) as server:
+        server.files["/feed.tsv"] = f"id\ttitle\timage_link\nOAT\tOat milk\t{server.url('/a.jpg')}\n".encode()
+        loaded = load_feed(server.url("/feed.tsv"), tmp_path / "cache", QUICK, progress=False)
+        assert [(row.id, row.where, row.line) for row in loaded.rows] == [("OAT", "line", 2)]
+        assert loaded.source == server.url("/feed.tsv")
+        with pytest.raises(CatalogError, match=f"^{server.url(BROKEN)}: HTTP 404 Not Found$"):
+            load_feed(server.url(BROKEN), tmp_path / "cache", QUICK, progress=False)

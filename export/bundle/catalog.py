@@ -55,7 +55,7 @@ class LoadedCatalog:
     """A catalogue read from wherever it came from (a CSV, a product feed), with its bad rows; ``note``: a line a
     build prints about how it was read (a feed's fetch counts), or ''."""
 
-    source: Path
+    source: Path | str
     rows: list[CatalogRow]
     problems: list[Problem]
     note: str = ""
@@ -104,7 +104,7 @@ def read_catalog_csv(path: Path) -> tuple[list[CatalogRow], list[Problem]]:
     return rows, sorted(problems, key=lambda problem: problem.line)
 
 
-def settle_problems(source: Path, problems: list[Problem], skip_bad: bool) -> None:
+def settle_problems(source: Path | str, problems: list[Problem], skip_bad: bool) -> None:
     """Abort on problems unless ``skip_bad``; skipped rows are still listed on stderr, never dropped silently."""
     if not problems:
         return

@@ -20,8 +20,8 @@ def register_build(commands: argparse._SubParsersAction) -> None:
     p = add_command(commands, "build", group=CATALOGUE, summary="index a catalogue into a bundle", description="Build a bundle from a catalogue CSV with columns id,image,title[,group], or from a Google Merchant Center product feed (one catalogue image per image_link and additional_image_link, the product's id its group); any other columns (price, SKU, URL, ...) are stored as text and come back with each match as its fields.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--catalog", type=Path, help="catalogue CSV (id,image,title[,group], other columns: fields); this or --feed, no default")
-    source.add_argument("--feed", type=Path, metavar="FEED", help="a Google Merchant Center product feed (TSV, CSV, "
-                        "RSS or Atom XML) whose image_link and additional_image_link URLs are fetched; this or --catalog, no default")
+    source.add_argument("--feed", metavar="FEED", help="a Google Merchant Center product feed (TSV, CSV, "
+                        "RSS or Atom XML; a file or an http(s) URL) whose image_link and additional_image_link URLs are fetched; this or --catalog, no default")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--model", type=Path, default=None, help="visual ONNX model with its .card.json (default: the shipped one)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (each is reported) instead of aborting")
@@ -187,7 +187,7 @@ def register_update(commands: argparse._SubParsersAction) -> None:
                    "--feedback-db): its confirmed photos become catalogue images of their products, shown by the "
                    "product's own picture; confirmations against a strong match of another product are held back "
                    "and listed (default: none)")
-    p.add_argument("--feed", type=Path, default=None, metavar="FEED", help="a product feed (as build --feed) that is the "
+    p.add_argument("--feed", default=None, metavar="FEED", help="a product feed (file or URL, as build --feed) that is the "
                    "whole new catalogue: its new rows are added, changed ones (image, title, fields) replaced, rows it "
                    "no longer has removed (feedback rows of its products stay); not with --add, --remove or --replace (default: none)")
     p.add_argument("--out", required=True, type=Path, help="where to write the new bundle (may be --bundle with --force)")

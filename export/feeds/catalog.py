@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..bundle.catalog import CatalogRow, LoadedCatalog, Problem
-from .fetch import ImageCache, fetch_images
+from .fetch import ImageCache, fetch_feed, fetch_images
 from .options import FetchOptions
-from .parse import read_feed
+from .parse import parse_feed, read_feed
 
 
 def row_id(product_id: str, image_number: int) -> str:
@@ -16,10 +16,15 @@ def row_id(product_id: str, image_number: int) -> str:
     return product_id if image_number == 1 else f"{product_id}#{image_number}"
 
 
-def load_feed(path: Path, cache_dir: Path, options: FetchOptions = FetchOptions(), progress: bool = True
+def is_url(source: str | Path) -> bool:
+    return str(source).lower().startswith(("http://", "https://"))
+
+
+def load_feed(path: Path | str, cache_dir: Path, options: FetchOptions = FetchOptions(), progress: bool = True
               ) -> LoadedCatalog:
-    """Read the feed at ``path`` and fetch its images through the cache at ``cache_dir``."""
-    products, problems = read_feed(path)
+    """Read the feed at ``path`` (a file, or an http(s) URL it is fetched from) and fetch its images through the
+    cache at ``cache_dir``."""
+    products, problems = parse_feed(str(path), fetch_feed(str(path), options)) if is_url(path) else read_feed(Path(path))
     fetched = fetch_images((url for product in products for url in product.images), ImageCache(cache_dir),
                            options, progress)
     rows: list[CatalogRow] = []

@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from runtime import __version__
+from runtime.errors import CatalogError
 
 from .options import FetchOptions
 
@@ -119,6 +120,23 @@ def fetch_images(urls: Iterable[str], cache: ImageCache, options: FetchOptions =
             bar.update()
             bar.set_postfix(downloaded=report.downloaded, unchanged=report.unchanged, failed=len(report.failed))
     return report
+
+
+def fetch_feed(url: str, options: FetchOptions = FetchOptions()) -> bytes:
+    """The feed at ``url`` (a shop's scheduled export), with the images' retries and timeout and a limit of
+    options.max_feed_bytes; a CatalogError naming the URL when it cannot be had."""
+    try:
+        with _session(options).get(url, timeout=options.timeout_s, stream=True) as response:
+            if response.status_code != 200:
+                raise CatalogError(f"{url}: HTTP {response.status_code} {response.reason or ''}".rstrip())
+            body = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                body += chunk
+                if len(body) > options.max_feed_bytes:
+                    raise CatalogError(f"{url}: over the {options.max_feed_bytes}-byte feed limit")
+            return bytes(body)
+    except requests.RequestException as exc:
+        raise CatalogError(f"{url}: {_reason(exc, options)}") from None
 
 
 def _session(options: FetchOptions) -> requests.Session:

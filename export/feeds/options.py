@@ -22,3 +22,5 @@ class FetchOptions:
     backoff_s: float = 0.5
     #: The largest image accepted, in bytes.
     max_bytes: int = 20 * 2**20
+    #: The largest feed accepted when it is fetched from a URL, in bytes.
+    max_feed_bytes: int = 2 * 2**30

@@ -53,15 +53,21 @@ def attribute_name(name: str) -> str:
 
 
 def read_feed(path: Path) -> tuple[list[FeedProduct], list[Problem]]:
-    """The feed's usable products and its bad entries (no id, title or image_link, a duplicate id, a GTIN with a
-    wrong check digit); a file that is no feed at all is a CatalogError."""
+    """The feed file's usable products and its bad entries (see parse_feed)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CatalogError(f"{path}: no such file") from None
     except OSError as exc:
         raise CatalogError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    entries = _xml_entries(path, data) if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") else _text_entries(path, data)
+    return parse_feed(str(path), data)
+
+
+def parse_feed(name: str, data: bytes) -> tuple[list[FeedProduct], list[Problem]]:
+    """The usable products of a feed's bytes and its bad entries (no id, title or image_link, a duplicate id, a
+    GTIN with a wrong check digit); bytes that are no feed at all are a CatalogError naming ``name``."""
+    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    entries = _xml_entries(name, data) if start.startswith(b"<") else _text_entries(name, data)
     products: list[FeedProduct] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -93,7 +99,7 @@ def _additional(value: str) -> list[str]:
     return [url.strip() for url in value.split(",") if url.strip()]
 
 
-def _text_entries(path: Path, data: bytes) -> Iterator[tuple[str, int, dict[str, str]]]:
+def _text_entries(path: str, data: bytes) -> Iterator[tuple[str, int, dict[str, str]]]:
     """TSV (Merchant Center's own text format) or CSV, told apart by the header line."""
     try:
         text = data.decode("utf-8-sig")
@@ -120,7 +126,7 @@ def _text_entries(path: Path, data: bytes) -> Iterator[tuple[str, int, dict[str,
         raise CatalogError(f"{path}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})") from None
 
 
-def _xml_entries(path: Path, data: bytes) -> Iterator[tuple[str, int, dict[str, str]]]:
+def _xml_entries(path: str, data: bytes) -> Iterator[tuple[str, int, dict[str, str]]]:
     """RSS 2.0 ``channel/item`` or Atom ``entry`` elements; Atom's link is its href, its summary the description."""
     try:
         root = ElementTree.fromstring(data)
