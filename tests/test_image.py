@@ -391,8 +391,8 @@ def test_prepare_matches_float_arithmetic_on_a_real_photo(color: str) -> None:
     photo = load_image(DEMO_PHOTO)
     card = dataclasses.replace(spec(40, 56, mean=(123.7, 116.3, 103.5), std=(58.4, 57.1, 57.4)), color=color)
     out = prepare(photo, card)
-    resized = np.asarray(photo.resize((56, 40), Image.Resampling.BILINEAR,
-                                      box=_centre_box(photo.size, 56, 40)), dtype=np.float32)
+    resized = np.asarray(photo.resize((56, 40), Image.Resampling.BILINEAR, box=_centre_box(photo.size, 56, 40),
+                                      reducing_gap=1.0), dtype=np.float32)
     if color == "BGR":
         resized = resized[:, :, ::-1]
     expected = ((resized - np.asarray(card.mean, np.float32)) / np.asarray(card.std, np.float32)).transpose(2, 0, 1)
@@ -421,10 +421,11 @@ def _thirds(width: int, height: int, horizontal: bool) -> Image.Image:
 def test_shorter_side_center_crop_keeps_only_the_middle(size, horizontal: bool) -> None:
     out = prepare(_thirds(*size, horizontal), spec(16, 16))
     rgb = np.rint(out.transpose(1, 2, 0) * 128 + 127)  # back to 0..255, (H, W, 3)
-    # Bilinear sampling at the crop border may blend a little of the neighbouring thirds in; inside, pure green.
+    # Bilinear sampling at the crop border may blend a little of the neighbouring thirds in (more when a large photo
+    # is first box-reduced by an integer factor whose blocks straddle the crop's edge); inside, pure green.
     inner = rgb[2:-2, 2:-2]
     assert (inner == GREEN).all()
-    assert (rgb[..., 1] >= 200).all()  # green dominates everywhere, the edges included
+    assert (rgb[..., 1] >= 190).all()  # green dominates everywhere, the edges included
     assert (rgb[..., 0] <= 60).all() and (rgb[..., 2] <= 60).all()
 
 
