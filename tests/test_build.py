@@ -99,3 +99,21 @@ def test_skip_bad_skips_undecodable_and_overlong_rows(tmp_path: Path, capsys: py
     assert report.items == 6 and report.skipped == 2
     err = capsys.readouterr().err
     assert "line 8: more fields than the header has" in err and "line 9: not UTF-8 text (byte 0xe8)" in err
+
+
+def test_queries_read_with_the_int8_recogniser_where_the_visual_model_is_int8(tmp_path: Path, demo_bundle: Path) -> None:
+    """The catalogue is read with the float32 recogniser; a bundle whose visual model is INT8 carries the INT8 one for
+    its queries (the same CPU test chose both), a float32 bundle the float32 one."""
+    from export.bundle.build import query_recogniser
+    from runtime.describe.modelcard import ModelCard, card_path_for
+    from runtime.reading.reader import DEFAULT_RECOGNISER
+
+    assert query_recogniser(DEFAULT_RECOGNISER, "fp32") == DEFAULT_RECOGNISER
+    assert query_recogniser(DEFAULT_RECOGNISER, "int8") == DEFAULT_RECOGNISER.with_name("ppocr_rec_v4_int8.onnx")
+    alone = tmp_path / DEFAULT_RECOGNISER.name  # no INT8 sibling beside it
+    shutil.copyfile(DEFAULT_RECOGNISER, alone)
+    shutil.copyfile(card_path_for(DEFAULT_RECOGNISER), card_path_for(alone))
+    assert query_recogniser(alone, "int8") == alone
+    bundle = open_bundle(demo_bundle)
+    carried = ModelCard.load(card_path_for(bundle.path / "models" / "text_recogniser.onnx"))
+    assert carried.precision == bundle.card.precision

@@ -2,7 +2,9 @@
 alone, and the fused search put the right product first. The photos the visual search gets wrong and the words
 get right bound what any fusion of these reads can add.
 
-Usage: python benchmarks/grocery/reading_headroom.py BUNDLE QUERIES_CSV OUT_JSON
+Usage: python benchmarks/grocery/reading_headroom.py BUNDLE QUERIES_CSV OUT_JSON [DETECTOR RECOGNISER]
+(DETECTOR RECOGNISER: other ONNX files, with cards, that read the query photos instead of the bundle's own, such as
+the INT8 ones of benchmarks/reading/quantize_ocr.py; the catalogue's label index stays as the bundle has it)
 """
 from __future__ import annotations
 
@@ -10,17 +12,22 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from runtime.reading.reader import LabelReader
 from runtime.retriever import Retriever
 from runtime.tools.evaluate import read_queries
 
 
-def main(bundle: Path, queries_csv: Path, out: Path) -> None:
+def main(bundle: Path, queries_csv: Path, out: Path, readers: Sequence[Path] = ()) -> None:
     queries = read_queries(queries_csv)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     with Retriever.open(bundle) as retriever:
+        if readers:
+            retriever.reader.close()
+            retriever.reader = LabelReader.open(*readers)
         labels = retriever.bundle.labels
         first_row = {int(p): int(labels.rows_of(p)[0]) for p in range(len(labels))}
         groups = [retriever.bundle.catalog[first_row[p]].group for p in range(len(labels))]
@@ -50,4 +57,4 @@ def main(bundle: Path, queries_csv: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), [Path(p) for p in sys.argv[4:6]])

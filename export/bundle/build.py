@@ -85,6 +85,19 @@ def _auto_precision(model: Path) -> Path:
     return sibling
 
 
+def query_recogniser(recogniser: Path, visual_precision: str) -> Path:
+    """The text recogniser a bundle's queries read with: ``recogniser``'s INT8 sibling when the visual model is INT8
+    (chosen for a CPU with an INT8 dot-product instruction, which speeds both) and the sibling exists, else
+    ``recogniser`` itself. The catalogue is read with ``recogniser``: offline, the most exact reads go into the
+    label index. On Grocery Store val (seen products) the INT8 recogniser read 13.1 -> 2.3 ms per 1280 px photo,
+    words-alone top-1 35 against 33, the fused answers unchanged (engines/ppocr_rec_v4_int8.md)."""
+    sibling = quantized_path(recogniser)
+    if visual_precision != INT8 or not sibling.is_file() or load_checked_card(recogniser).precision == INT8:
+        return recogniser
+    load_checked_card(sibling)
+    return sibling
+
+
 def load_checked_card(model: Path) -> ModelCard:
     """The model's card, checked to describe this very file."""
     if not model.is_file():
@@ -192,7 +205,8 @@ def build_bundle(catalog: Path | LoadedCatalog, out: Path, options: BuildOptions
     items = [row.item() for row in kept]
     labels = None
     if reads is not None:
-        labels = LabelsToWrite(label_index(kept, reads), options.text_detector, options.text_recogniser,
+        labels = LabelsToWrite(label_index(kept, reads), options.text_detector,
+                               query_recogniser(options.text_recogniser, card.precision),
                                options.label_weight)
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
