@@ -104,9 +104,9 @@ def test_skip_bad_skips_undecodable_and_overlong_rows(tmp_path: Path, capsys: py
 def test_queries_read_with_the_int8_recogniser_where_the_visual_model_is_int8(tmp_path: Path, demo_bundle: Path) -> None:
     """The catalogue is read with the float32 recogniser; a bundle whose visual model is INT8 carries the INT8 one for
     its queries (the same CPU test chose both), a float32 bundle the float32 one."""
-    from export.bundle.build import query_recogniser
+    from export.bundle.build import catalogue_reader, query_recogniser
     from runtime.describe.modelcard import ModelCard, card_path_for
-    from runtime.reading.reader import DEFAULT_RECOGNISER
+    from runtime.reading.reader import DEFAULT_DETECTOR, DEFAULT_RECOGNISER
 
     assert query_recogniser(DEFAULT_RECOGNISER, "fp32") == DEFAULT_RECOGNISER
     assert query_recogniser(DEFAULT_RECOGNISER, "int8") == DEFAULT_RECOGNISER.with_name("ppocr_rec_v4_int8.onnx")
@@ -117,3 +117,7 @@ def test_queries_read_with_the_int8_recogniser_where_the_visual_model_is_int8(tm
     bundle = open_bundle(demo_bundle)
     carried = ModelCard.load(card_path_for(bundle.path / "models" / "text_recogniser.onnx"))
     assert carried.precision == bundle.card.precision
+    # an update reads the rows it adds as build read the catalogue: with the float32 parent of an INT8 recogniser
+    int8 = DEFAULT_RECOGNISER.with_name("ppocr_rec_v4_int8.onnx")
+    assert catalogue_reader((DEFAULT_DETECTOR, int8)) == (DEFAULT_DETECTOR, DEFAULT_RECOGNISER)
+    assert catalogue_reader((DEFAULT_DETECTOR, alone)) == (DEFAULT_DETECTOR, alone)

@@ -98,6 +98,24 @@ def query_recogniser(recogniser: Path, visual_precision: str) -> Path:
     return sibling
 
 
+def catalogue_reader(models: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The detector and recogniser that read catalogue images for a bundle reading with ``models``: an INT8 query
+    recogniser (query_recogniser) is swapped for the float32 parent its card names, found among the shipped models
+    by its sha256, so rows an update adds are read as `build` read the others; the INT8 file itself, with an INFO
+    line, when the parent is not here."""
+    detector, recogniser = models
+    card = ModelCard.load(card_path_for(recogniser))
+    parent = card.raw.get("quantized_from") or {}
+    if card.precision != INT8 or not parent.get("file"):
+        return detector, recogniser
+    shipped = DEFAULT_RECOGNISER.parent / str(parent["file"])
+    if shipped.is_file() and sha256_file(shipped) == parent.get("sha256"):
+        return detector, shipped
+    LOG.info("reading the added catalogue images with the bundle's INT8 recogniser: its float32 parent %s is not "
+             "among the shipped models", parent["file"])
+    return detector, recogniser
+
+
 def load_checked_card(model: Path) -> ModelCard:
     """The model's card, checked to describe this very file."""
     if not model.is_file():

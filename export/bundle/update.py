@@ -44,7 +44,7 @@ from runtime.memory import release_rows, trim
 from runtime.search.index import VisualIndex
 
 from .adapt import store_like_views
-from .build import add_confidence, describe_rows, read_titles
+from .build import add_confidence, catalogue_reader, describe_rows, read_titles
 from .catalog import CatalogRow, LoadedCatalog, read_catalog_csv, settle_problems
 from .confidence import CalibrationOptions
 from .features import Reads
@@ -334,7 +334,8 @@ def _describe(bundle: Bundle, rows: list[CatalogRow], options: UpdateOptions
     if not rows:
         return np.zeros((0, bundle.card.feature_dim), np.float32), [], [], [] if bundle.labels is not None else None
     return describe_rows(rows, bundle.model_path, bundle.card, bundle.levels,
-                         bundle.text_models if bundle.labels is not None else None, backend=options.backend,
+                         catalogue_reader(bundle.text_models) if bundle.labels is not None else None,
+                         backend=options.backend,
                          threads=options.threads, batch_size=options.batch_size,
                          workers=options.workers if options.workers > 1 else 0, progress=options.progress)
 
