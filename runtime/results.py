@@ -26,7 +26,8 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "result.schema.json"
 #: Version of the result shape; a change that removes or renames a field bumps it.
 SCHEMA_VERSION = 1
 #: What ``stage`` values mean, for people (the kiosk's badge, `query`'s legend).
-STAGE_LABELS = {"visual": "looks like it", "text": "title related to the best visual matches"}
+STAGE_LABELS = {"visual": "looks like it", "text": "title related to the best visual matches",
+                "barcode": "the barcode on the photo names it"}
 
 
 @dataclass(frozen=True)
