@@ -97,6 +97,7 @@ def tiny_dataset(root: Path) -> dict[str, str]:
     return groups
 
 
+@pytest.mark.slow  # trains, exports and scores end to end: ~30 s on 2 cores
 def test_protocol_script_end_to_end_on_a_tiny_split(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     import run

@@ -86,6 +86,7 @@ def test_trunk_matches_classifier_features(classifier: EfficientNetLite0, trunk:
         assert torch.equal(trunk(image)[0], classifier.extract_features(image))
 
 
+@pytest.mark.slow  # a model export (the shared small_export fixture: ~6 s)
 def test_export_writes_consistent_files(small_export: Path) -> None:
     card = json.loads(small_export.with_name("lite0_small.card.json").read_text())
     assert card["file"] == small_export.name
@@ -97,6 +98,7 @@ def test_export_writes_consistent_files(small_export: Path) -> None:
         "lite0_small.card.json", "lite0_small.md", "lite0_small.onnx"]
 
 
+@pytest.mark.slow  # the small_export fixture's model export
 @pytest.mark.parametrize("batch", [1, 2])
 def test_export_parity_dynamic_batch(small_export: Path, trunk: VisualTrunk, batch: int) -> None:
     image = torch.rand(batch, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(batch)) * 2 - 1
