@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from urllib3.util.retry import Retry
 from runtime import __version__
 from runtime.errors import CatalogError
 
+from ..atomic import write_bytes_atomically
 from .options import FetchOptions
 
 _CHUNK = 1 << 16
@@ -214,11 +214,4 @@ def _sha256(data: bytes) -> str:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data)

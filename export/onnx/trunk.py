@@ -11,8 +11,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import onnxruntime as ort
 import torch
 from onnx import version_converter
 
+from ..atomic import write_bytes_atomically
 from ..models.efficientnet_lite import (
     FEATURE_DIM,
     INPUT_MEAN,
@@ -95,9 +94,9 @@ def write_model_files(out_dir: Path, name: str, onnx_bytes: bytes, card: dict[st
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.onnx"
-    _atomic_write(path, onnx_bytes)
-    _atomic_write(out_dir / f"{name}.card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    _atomic_write(out_dir / f"{name}.md", human.encode("utf-8"))
+    write_bytes_atomically(path, onnx_bytes)
+    write_bytes_atomically(out_dir / f"{name}.card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    write_bytes_atomically(out_dir / f"{name}.md", human.encode("utf-8"))
     return path
 
 
@@ -238,22 +237,6 @@ def _quiet_exporter() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then os.replace: readers see old or new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _human_card(card: dict[str, Any], opset: int, n_bytes: int, parity: list[ParityResult]) -> str:
