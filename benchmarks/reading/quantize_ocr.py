@@ -1,7 +1,8 @@
 """The label reader's PP-OCRv4 detector and recogniser in INT8 (ONNX Runtime static Q/DQ, per-channel int8 weights,
 uint8 activations, min-max ranges), calibrated on the product regions and text lines of store photos of the
 classes the unseen-products protocol lets the model see (benchmarks/new_products/train_catalog.csv), so the
-figures hold for seen and unseen products alike. Writes NAME_int8.onnx with a card beside each.
+figures hold for seen and unseen products alike. Writes NAME_int8.onnx with a card beside each. Run it on the folded
+files (fold_ocr.py): quantised from the unfolded graph the detector found fewer lines (benchmarks/reading/README.md).
 
 Usage: python benchmarks/reading/quantize_ocr.py OUT_DIR [PHOTOS]
 """
