@@ -101,23 +101,24 @@ def test_skip_bad_skips_undecodable_and_overlong_rows(tmp_path: Path, capsys: py
     assert "line 8: more fields than the header has" in err and "line 9: not UTF-8 text (byte 0xe8)" in err
 
 
-def test_queries_read_with_the_int8_recogniser_where_the_visual_model_is_int8(tmp_path: Path, demo_bundle: Path) -> None:
-    """The catalogue is read with the float32 recogniser; a bundle whose visual model is INT8 carries the INT8 one for
-    its queries (the same CPU test chose both), a float32 bundle the float32 one."""
-    from export.bundle.build import catalogue_reader, query_recogniser
+def test_queries_read_with_the_int8_reader_where_the_visual_model_is_int8(tmp_path: Path, demo_bundle: Path) -> None:
+    """The catalogue is read with the float32 detector and recogniser; a bundle whose visual model is INT8 carries
+    their INT8 siblings for its queries (the same CPU test chose all three), a float32 bundle the float32 ones."""
+    from export.bundle.build import catalogue_reader, query_reader_model
     from runtime.describe.modelcard import ModelCard, card_path_for
     from runtime.reading.reader import DEFAULT_DETECTOR, DEFAULT_RECOGNISER
 
-    assert query_recogniser(DEFAULT_RECOGNISER, "fp32") == DEFAULT_RECOGNISER
-    assert query_recogniser(DEFAULT_RECOGNISER, "int8") == DEFAULT_RECOGNISER.with_name("ppocr_rec_v4_int8.onnx")
+    for model in (DEFAULT_DETECTOR, DEFAULT_RECOGNISER):
+        assert query_reader_model(model, "fp32") == model
+        assert query_reader_model(model, "int8") == model.with_name(f"{model.stem}_int8.onnx")
     alone = tmp_path / DEFAULT_RECOGNISER.name  # no INT8 sibling beside it
     shutil.copyfile(DEFAULT_RECOGNISER, alone)
     shutil.copyfile(card_path_for(DEFAULT_RECOGNISER), card_path_for(alone))
-    assert query_recogniser(alone, "int8") == alone
+    assert query_reader_model(alone, "int8") == alone
     bundle = open_bundle(demo_bundle)
-    carried = ModelCard.load(card_path_for(bundle.path / "models" / "text_recogniser.onnx"))
-    assert carried.precision == bundle.card.precision
-    # an update reads the rows it adds as build read the catalogue: with the float32 parent of an INT8 recogniser
-    int8 = DEFAULT_RECOGNISER.with_name("ppocr_rec_v4_int8.onnx")
-    assert catalogue_reader((DEFAULT_DETECTOR, int8)) == (DEFAULT_DETECTOR, DEFAULT_RECOGNISER)
+    for carried in ("text_detector.onnx", "text_recogniser.onnx"):
+        assert ModelCard.load(card_path_for(bundle.path / "models" / carried)).precision == bundle.card.precision
+    # an update reads the rows it adds as build read the catalogue: with the float32 parents of the INT8 models
+    det8, rec8 = (m.with_name(f"{m.stem}_int8.onnx") for m in (DEFAULT_DETECTOR, DEFAULT_RECOGNISER))
+    assert catalogue_reader((det8, rec8)) == (DEFAULT_DETECTOR, DEFAULT_RECOGNISER)
     assert catalogue_reader((DEFAULT_DETECTOR, alone)) == (DEFAULT_DETECTOR, alone)

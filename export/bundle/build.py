@@ -85,35 +85,39 @@ def _auto_precision(model: Path) -> Path:
     return sibling
 
 
-def query_recogniser(recogniser: Path, visual_precision: str) -> Path:
-    """The text recogniser a bundle's queries read with: ``recogniser``'s INT8 sibling when the visual model is INT8
-    (chosen for a CPU with an INT8 dot-product instruction, which speeds both) and the sibling exists, else
-    ``recogniser`` itself. The catalogue is read with ``recogniser``: offline, the most exact reads go into the
-    label index. On Grocery Store val (seen products) the INT8 recogniser read 13.1 -> 2.3 ms per 1280 px photo,
-    words-alone top-1 35 against 33, the fused answers unchanged (engines/ppocr_rec_v4_int8.md)."""
-    sibling = quantized_path(recogniser)
-    if visual_precision != INT8 or not sibling.is_file() or load_checked_card(recogniser).precision == INT8:
-        return recogniser
+def query_reader_model(model: Path, visual_precision: str) -> Path:
+    """The text detector or recogniser a bundle's queries read with: ``model``'s INT8 sibling when the visual model
+    is INT8 (chosen for a CPU with an INT8 dot-product instruction, which speeds all three) and the sibling exists,
+    else ``model`` itself. The catalogue is read with ``model``: offline, the most exact reads go into the label
+    index. On Grocery Store val the INT8 pair read as many products from the words alone as the float32 pair
+    (seen 35 vs 33 of 296 photos, unseen 14 vs 13 of 94), the fused answers unchanged, in 0.65x the time
+    (benchmarks/reading/README.md)."""
+    sibling = quantized_path(model)
+    if visual_precision != INT8 or not sibling.is_file() or load_checked_card(model).precision == INT8:
+        return model
     load_checked_card(sibling)
     return sibling
 
 
 def catalogue_reader(models: tuple[Path, Path]) -> tuple[Path, Path]:
-    """The detector and recogniser that read catalogue images for a bundle reading with ``models``: an INT8 query
-    recogniser (query_recogniser) is swapped for the float32 parent its card names, found among the shipped models
-    by its sha256, so rows an update adds are read as `build` read the others; the INT8 file itself, with an INFO
+    """The detector and recogniser that read catalogue images for a bundle reading with ``models``: each INT8 query
+    model (query_reader_model) is swapped for the float32 parent its card names, found among the shipped models by
+    its sha256, so rows an update adds are read as `build` read the others; the INT8 file itself, with an INFO
     line, when the parent is not here."""
-    detector, recogniser = models
-    card = ModelCard.load(card_path_for(recogniser))
+    return tuple(_float32_parent(model) for model in models)  # type: ignore[return-value]
+
+
+def _float32_parent(model: Path) -> Path:
+    card = ModelCard.load(card_path_for(model))
     parent = card.raw.get("quantized_from") or {}
     if card.precision != INT8 or not parent.get("file"):
-        return detector, recogniser
+        return model
     shipped = DEFAULT_RECOGNISER.parent / str(parent["file"])
     if shipped.is_file() and sha256_file(shipped) == parent.get("sha256"):
-        return detector, shipped
-    LOG.info("reading the added catalogue images with the bundle's INT8 recogniser: its float32 parent %s is not "
-             "among the shipped models", parent["file"])
-    return detector, recogniser
+        return shipped
+    LOG.info("reading the added catalogue images with the bundle's INT8 %s: its float32 parent %s is not among the "
+             "shipped models", card.task.replace("_", " "), parent["file"])
+    return model
 
 
 def load_checked_card(model: Path) -> ModelCard:
@@ -223,8 +227,8 @@ def build_bundle(catalog: Path | LoadedCatalog, out: Path, options: BuildOptions
     items = [row.item() for row in kept]
     labels = None
     if reads is not None:
-        labels = LabelsToWrite(label_index(kept, reads), options.text_detector,
-                               query_recogniser(options.text_recogniser, card.precision),
+        labels = LabelsToWrite(label_index(kept, reads), query_reader_model(options.text_detector, card.precision),
+                               query_reader_model(options.text_recogniser, card.precision),
                                options.label_weight)
     write_bundle(
         out, model_path=options.model, card=card, items=items, index=index, text_map=text_map,
