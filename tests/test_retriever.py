@@ -26,7 +26,10 @@ def test_query_returns_seven_matches_with_stages(retriever: Retriever, demo_quer
     assert len({m.id for m in matches}) == 7
     assert matches[0].stage == "visual"  # the bundle's k = 1
     assert {m.stage for m in matches[3:]} <= {"text", "visual"}
-    assert all(-1.0 <= m.score <= 1.0 for m in matches)
+    # a cosine, plus the reading's bonus (at most the bundle's label weight) where the words name the product
+    # (the result schema's "score"): the INT8 reader's words on this photo lift its first match above 1
+    assert all(-1.0 <= m.score <= 1.0 + retriever.bundle.label_weight for m in matches)
+    assert all(-1.0 <= m.score <= 1.0 for m in retriever.query(demo_queries[0], ocr=False))
 
 
 def test_a_catalogue_image_finds_itself_first(retriever: Retriever) -> None:
