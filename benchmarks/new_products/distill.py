@@ -43,7 +43,8 @@ SPLIT = 11  # blocks before this stay frozen, as in the teacher's recipe
 
 def training_images() -> tuple[list, list[bool]]:
     """Every training image and its mirror, decoded as a query is, and whether it is a catalogue image."""
-    rows = list(csv.DictReader(open(TRAIN, encoding="utf-8")))
+    with open(TRAIN, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     images, catalogue = [], []
     for row in rows:
         image = load_image(TRAIN.parent / row["image"], min_size=500)
@@ -119,24 +120,26 @@ def main() -> None:
     weights = np.where(catalogue, 8.0, 1.0)
     weights /= weights.sum()
     rng = np.random.default_rng(0)
-    log = open(args.out / "log.jsonl", "a", encoding="utf-8")
-    for step in range(1, args.steps + 1):
-        picks = torch.from_numpy(rng.choice(len(images), size=args.batch, p=weights))
-        out = model.attend_from_prefix(*(prefix[n][picks].float() for n in ("c8", "c16", "x", "t")), SPLIT)
-        cosine = (srmac_pool(out.X_tilde, out.S) * target[picks]).sum(1)
-        loss = (1 - cosine).mean()
-        cosine = cosine.detach()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % 20 == 0 or step == args.steps:
-            record = {"step": step, "seconds": round(time.perf_counter() - started, 1), "loss": round(loss.item(), 5),
-                      "cos_catalogue": round(float(cosine[is_cat[picks]].mean()), 4) if is_cat[picks].any() else None,
-                      "cos_photos": round(float(cosine[~is_cat[picks]].mean()), 4)}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            print(record, flush=True)
+    with open(args.out / "log.jsonl", "a", encoding="utf-8") as log:
+        for step in range(1, args.steps + 1):
+            picks = torch.from_numpy(rng.choice(len(images), size=args.batch, p=weights))
+            out = model.attend_from_prefix(*(prefix[n][picks].float() for n in ("c8", "c16", "x", "t")), SPLIT)
+            cosine = (srmac_pool(out.X_tilde, out.S) * target[picks]).sum(1)
+            loss = (1 - cosine).mean()
+            cosine = cosine.detach()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if step % 20 == 0 or step == args.steps:
+                on_catalogue = is_cat[picks]
+                record = {"step": step, "seconds": round(time.perf_counter() - started, 1),
+                          "loss": round(loss.item(), 5),
+                          "cos_catalogue": round(float(cosine[on_catalogue].mean()), 4) if on_catalogue.any() else None,
+                          "cos_photos": round(float(cosine[~on_catalogue].mean()), 4)}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                print(record, flush=True)
     graph = InferenceGraph(model).eval()
     data = _export_bytes(graph, card.input.height, 17, OUTPUTS)
     parity = check_parity(graph, data, card.input.height)

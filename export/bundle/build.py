@@ -24,7 +24,7 @@ from runtime.tools.tables import other_columns
 from runtime.describe.modelcard import INT8, PRECISIONS, ModelCard, card_path_for, quantized_path
 from runtime.describe.pooling import DEFAULT_LEVELS
 from runtime.describe.views import QueryViews
-from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, LabelReader
+from runtime.reading.reader import CATALOGUE_LINES, DEFAULT_DETECTOR, DEFAULT_RECOGNISER, ENGINES, LabelReader
 from runtime.retriever import Retriever
 
 from .adapt import AdaptOptions, Adapted, adapt, view_rows
@@ -104,15 +104,17 @@ def catalogue_reader(models: tuple[Path, Path]) -> tuple[Path, Path]:
     model (query_reader_model) is swapped for the float32 parent its card names, found among the shipped models by
     its sha256, so rows an update adds are read as `build` read the others; the INT8 file itself, with an INFO
     line, when the parent is not here."""
-    return tuple(_float32_parent(model) for model in models)  # type: ignore[return-value]
+    detector, recogniser = models
+    return _float32_parent(detector), _float32_parent(recogniser)
 
 
 def _float32_parent(model: Path) -> Path:
+    """``model`` itself, or the shipped float32 file its INT8 card names (see catalogue_reader)."""
     card = ModelCard.load(card_path_for(model))
     parent = card.raw.get("quantized_from") or {}
     if card.precision != INT8 or not parent.get("file"):
         return model
-    shipped = DEFAULT_RECOGNISER.parent / str(parent["file"])
+    shipped = ENGINES / str(parent["file"])
     if shipped.is_file() and sha256_file(shipped) == parent.get("sha256"):
         return shipped
     LOG.info("reading the added catalogue images with the bundle's INT8 %s: its float32 parent %s is not among the "

@@ -199,8 +199,10 @@ def fold(model: onnx.ModelProto) -> tuple[onnx.ModelProto, FoldReport]:
     """A copy of ``model`` with the three rewrites applied wherever they match, and what they did."""
     # Converted, not relabelled: opset 13 changed how Squeeze and others take their axes
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    folded = version_converter.convert_version(model, HARD_SWISH_OPSET) if opset < HARD_SWISH_OPSET else onnx.ModelProto()
-    if opset >= HARD_SWISH_OPSET:
+    if opset < HARD_SWISH_OPSET:
+        folded = version_converter.convert_version(model, HARD_SWISH_OPSET)
+    else:
+        folded = onnx.ModelProto()
         folded.CopyFrom(model)
     g = _Graph(folded)
     before = sum(n.op_type != "Constant" for n in folded.graph.node)
