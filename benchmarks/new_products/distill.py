@@ -44,11 +44,14 @@ HERE = Path(__file__).resolve().parent
 TEACHER = HERE / "model.onnx"
 TRAIN = HERE / "train_catalog.csv"
 SPLIT = 11  # blocks before this stay frozen, as in the teacher's recipe
+#: The frozen blocks' outputs that attend_from_prefix takes, in its order.
+PREFIX_PARTS = ("c8", "c16", "x", "t")
 
 
 def jitter(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A shopper's other shot of the same photo: a random crop of 65-100 % of its area (aspect within 20 %), maybe
-    mirrored, brightness, contrast and colour each scaled within 25 %."""
+    mirrored, brightness, contrast and colour each scaled within 25 %. Not train.augment.photo_augment: that warps
+    to a model-sized square, and the teacher's zooms must come from the photo's own pixels, as a query's do."""
     area = rng.uniform(0.65, 1.0)
     aspect = np.exp(rng.uniform(np.log(0.8), np.log(1.25)))
     w = min(image.width, int(round(image.width * np.sqrt(area * aspect))))
@@ -88,7 +91,7 @@ def features(samples: Iterable[tuple[Image.Image, bool]], card: ModelCard, model
     backend = open_backend(TEACHER, "onnxruntime", threads=2)
     one, three = Embedder(backend, card, 3), Embedder(backend, card, 3, views=QueryViews())
     wanted: list[np.ndarray] = []
-    parts: dict[str, list[torch.Tensor]] = {"c8": [], "c16": [], "x": [], "t": []}
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in PREFIX_PARTS}
     catalogue: list[bool] = []
 
     def flush(images: list) -> None:
@@ -114,6 +117,12 @@ def features(samples: Iterable[tuple[Image.Image, bool]], card: ModelCard, model
     return np.stack(wanted), {name: torch.cat(p) for name, p in parts.items()}, catalogue
 
 
+def student_descriptors(model: torch.nn.Module, prefix: dict[str, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+    """The student's SR-MAC descriptors (eqs. 4-7) of the chosen rows, from their cached frozen-prefix outputs."""
+    out = model.attend_from_prefix(*(prefix[name][rows].float() for name in PREFIX_PARTS), SPLIT)
+    return srmac_pool(out.X_tilde, out.S)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -135,7 +144,7 @@ def main() -> None:
     if cache.exists():
         with np.load(cache) as saved:
             wanted, catalogue = saved["targets"], saved["catalogue"].tolist()
-            prefix = {name: torch.from_numpy(saved[name]) for name in ("c8", "c16", "x", "t")}
+            prefix = {name: torch.from_numpy(saved[name]) for name in PREFIX_PARTS}
     else:
         wanted, prefix, catalogue = features(training_images(training_rows(), args.augment), card, model)
         np.savez(cache, targets=wanted, catalogue=np.array(catalogue),
@@ -145,8 +154,7 @@ def main() -> None:
     target = torch.from_numpy(wanted)
     with torch.no_grad():
         probe = torch.arange(0, count, 25)  # catalogue images and photos alike
-        out = model.attend_from_prefix(*(prefix[n][probe].float() for n in ("c8", "c16", "x", "t")), SPLIT)
-        start_cos = (srmac_pool(out.X_tilde, out.S) * target[probe]).sum(1)
+        start_cos = (student_descriptors(model, prefix, probe) * target[probe]).sum(1)
     is_cat = torch.tensor(catalogue)
     print(f"prefix cached at {time.perf_counter() - started:.0f} s; start cosine to targets: catalogue "
           f"{start_cos[is_cat[probe]].mean():.4f}, photos {start_cos[~is_cat[probe]].mean():.4f}", flush=True)
@@ -163,8 +171,7 @@ def main() -> None:
     with open(args.out / "log.jsonl", "a", encoding="utf-8") as log:
         for step in range(1, args.steps + 1):
             picks = torch.from_numpy(rng.choice(count, size=args.batch, p=weights))
-            out = model.attend_from_prefix(*(prefix[n][picks].float() for n in ("c8", "c16", "x", "t")), SPLIT)
-            cosine = (srmac_pool(out.X_tilde, out.S) * target[picks]).sum(1)
+            cosine = (student_descriptors(model, prefix, picks) * target[picks]).sum(1)
             loss = (1 - cosine).mean()
             cosine = cosine.detach()
             optimizer.zero_grad(set_to_none=True)
