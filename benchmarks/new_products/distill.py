@@ -36,7 +36,7 @@ from export.onnx.trunk import _export_bytes, write_model_files
 from export.train.manet import ManetConfig, build_model
 from runtime.backends import open_backend
 from runtime.describe.embedder import Embedder
-from runtime.describe.image import load_image, prepare
+from runtime.describe.image import load_image
 from runtime.describe.modelcard import ModelCard, card_path_for
 from runtime.describe.views import QueryViews
 
@@ -94,18 +94,19 @@ def features(samples: Iterable[tuple[Image.Image, bool]], card: ModelCard, model
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in PREFIX_PARTS}
     catalogue: list[bool] = []
 
-    def flush(images: list) -> None:
-        batch = torch.from_numpy(np.stack([prepare(im, card.input) for im in images]))
+    def flush(inputs: list[np.ndarray]) -> None:
+        batch = torch.from_numpy(np.stack(inputs))
         with torch.no_grad():
             for name, part in zip(parts, model.frozen_prefix(batch, SPLIT)):
                 parts[name].append(part.half() if name != "t" else part)
 
-    pending: list = []
+    pending: list[np.ndarray] = []
     for image, is_catalogue in samples:
         embedder = one if is_catalogue else three
-        wanted.append(embedder.embed_batch(embedder.inputs(image))[0])
+        inputs = embedder.inputs(image)  # the photo's own view first: the student's input too
+        wanted.append(embedder.embed_batch(inputs)[0])
         catalogue.append(is_catalogue)
-        pending.append(image)
+        pending.append(inputs[0])
         if len(pending) == chunk:
             flush(pending)
             pending = []
