@@ -1,8 +1,11 @@
 """The label reader's PP-OCRv4 detector and recogniser in INT8 (ONNX Runtime static Q/DQ, per-channel int8 weights,
 uint8 activations, min-max ranges), calibrated on the product regions and text lines of store photos of the
 classes the unseen-products protocol lets the model see (benchmarks/new_products/train_catalog.csv), so the
-figures hold for seen and unseen products alike. Writes NAME_int8.onnx with a card beside each. Run it on the folded
-files (fold_ocr.py): quantised from the unfolded graph the detector found fewer lines (benchmarks/reading/README.md).
+figures hold for seen and unseen products alike. After quantising, an exact rewrite lets ONNX Runtime's integer
+kernels run the hard sigmoids, which would otherwise run in float32 between Dequantize/Quantize pairs
+(export/onnx/integer_hard_sigmoid.py). Writes NAME_int8.onnx with a card beside each. Run it on the
+folded files (fold_ocr.py): quantised from the unfolded graph the detector found fewer lines
+(benchmarks/reading/README.md).
 
 Usage: python benchmarks/reading/quantize_ocr.py OUT_DIR [PHOTOS]
 """
@@ -20,6 +23,7 @@ from onnx import version_converter
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from export.onnx.integer_hard_sigmoid import rewrite_file
 from runtime.describe.image import prepare
 from runtime.describe.modelcard import card_path_for
 from runtime.reading.photos import decode_photos
@@ -67,6 +71,7 @@ def quantize(model: Path, out_dir: Path, arrays: list[np.ndarray]) -> Path:
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
     prepared.unlink()
+    card["integer_hard_sigmoids"] = rewrite_file(target, target)
     card.update(name=target.stem, file=target.name, sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
                 precision="int8", quantized_from={"file": model.name, "sha256": card["sha256"]},
                 calibration={"photos": "store photos of the seen classes (train_catalog.csv)", "inputs": len(arrays),
