@@ -70,7 +70,7 @@ class Retriever:
                      "`shadematch build --precision fp32` for this machine", bundle.path)
         models = bundle.text_models if ocr is not False else None
         reader = LabelReader.open(*models, threads=threads) if models else None
-        # with a reader, three sessions take turns on the cores: none may keep its threads spinning
+        # with a reader, three sessions take turns on the cores: none may keep its threads spinning after a run
         visual = open_backend(bundle.model_path, backend or bundle.backend, threads=threads, spin=reader is None)
         return cls(bundle, visual, reader, threads, barcodes)
 

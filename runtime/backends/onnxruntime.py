@@ -36,9 +36,14 @@ class OnnxRuntimeBackend(Backend):
         simulate_quantization: bool = False,
     ) -> None:
         """``spin``: let idle worker threads spin between runs (ONNX Runtime's default), which saves ~1.5 ms a
-        query when this is the only model running; where several sessions take turns on the same cores (the
-        visual model and the label reader's two), spinning threads of one steal the cores from the next:
-        measured 81 ms instead of 115 ms for a query that reads the label, on 2 cores.
+        query when this is the only model running. Where several sessions take turns on the same cores (the
+        visual model and the label reader's two), threads left spinning after one session's run steal the cores
+        from the next (81 ms instead of 115 ms for a query that reads the label, on 2 cores, once spinning was
+        off). ``spin=False`` keeps the spinning inside a run, between its operators, and stops it the moment the
+        run returns (``session.force_spinning_stop``): waking the threads for each of the reader's ~200 operators
+        cost more than the spinning saved; measured in a query-like loop (the visual model's three views, then
+        the read; 1280 px photos, 2 cores, 3 rounds): the read 29.5-33.8 -> 27.4-28.0 ms, the visual model
+        23.4-26.3 -> 21.6-21.9 ms (benchmarks/reading/README.md).
 
         ``simulate_quantization``: run a Q/DQ model's pairs as written (dequantise, float operator, quantise), the
         arithmetic of TensorRT's INT8 layers, instead of fusing them into ONNX Runtime's integer kernels: on an x86
@@ -51,8 +56,7 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if simulate_quantization
                                             else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            options.add_session_config_entry("session.force_spinning_stop", "1")
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
