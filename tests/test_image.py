@@ -522,3 +522,17 @@ def test_large_decodes_are_reduced_before_conversion(tmp_path: Path) -> None:
     assert image.mode == "RGB" and image.size == (445, 334)  # reduce(9), edges rounded up: the shorter side stays >= 320
     assert image.getpixel((10, 10)) == (255, 255, 255)  # transparent pixels on white, as before
     assert load_image(big).size == (4000, 3000)  # without a size to reach, nothing is reduced
+
+
+@pytest.mark.parametrize("resize, height, width", [("shorter_side_center_crop", 16, 16),
+                                                   ("longer_side_multiple_32", 64, 64), ("height_keep_ratio", 16, 64)])
+def test_prepare_with_a_box_reads_only_the_box(resize: str, height: int, width: int) -> None:
+    # a green 120 x 60 box in a red photo, read at the camera's size: the resize itself takes the box
+    image = Image.new("RGB", (400, 300), RED)
+    image.paste(GREEN, (150, 90, 270, 150))
+    card = dataclasses.replace(spec(height, width), resize=resize)
+    out = prepare(image, card, box=(150, 90, 270, 150))
+    crop = prepare(image.crop((150, 90, 270, 150)), card)
+    assert out.shape == crop.shape  # the box's aspect, not the photo's
+    rgb = np.rint(out.transpose(1, 2, 0) * 128 + 127)
+    assert (rgb[1:-1, 1:-1] == GREEN).all()

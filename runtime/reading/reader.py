@@ -91,7 +91,8 @@ class LabelReader:
         for model in (Path(detector), Path(recogniser)):
             if not model.is_file():
                 raise ModelCardError(f"text reading model not found: {model}")
-        # No spinning threads: the reader's sessions take turns with the visual model's on the same cores.
+        # No threads left spinning after a run: the reader's sessions take turns with the visual model's on the
+        # same cores.
         rec_card = ModelCard.load(card_path_for(Path(recogniser)))
         recogniser_ = Recogniser(open_backend(recogniser, "onnxruntime", threads=threads, spin=False), rec_card)
         return cls(ModelCard.load(card_path_for(Path(detector))),
@@ -102,11 +103,10 @@ class LabelReader:
         x0, y0, x1, y1 = region or (0, 0, image.width, image.height)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
-        crop = image.crop((x0, y0, x1, y1))
-        prepared = prepare(crop, self.detector.input)
+        prepared = prepare(image, self.detector.input, box=(x0, y0, x1, y1))
         probability = self.detector_backend.run({self.detector.input.name: prepared[None]})[self.output][0, 0]
         boxes, scores = text_regions(probability, **self.decode_options)
-        sx, sy = crop.width / probability.shape[1], crop.height / probability.shape[0]
+        sx, sy = (x1 - x0) / probability.shape[1], (y1 - y0) / probability.shape[0]
         lines = []
         for (bx0, by0, bx1, by1), score in zip(boxes, scores):
             box = (x0 + bx0 * sx, y0 + by0 * sy, x0 + bx1 * sx, y0 + by1 * sy)
