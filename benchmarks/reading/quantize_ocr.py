@@ -23,6 +23,7 @@ from onnx import version_converter
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from export.onnx.conv_transpose import conv_transposes_as_depth_to_space
 from export.onnx.integer_hard_sigmoid import rewrite_file
 from runtime.describe.image import prepare
 from runtime.describe.modelcard import card_path_for
@@ -64,7 +65,9 @@ def quantize(model: Path, out_dir: Path, arrays: list[np.ndarray]) -> Path:
     prepared = out_dir / f"{model.stem}_prepared.onnx"
     # PP-OCR's files are opset 11, whose DequantizeLinear has no axis: per-channel weights need opset 13 or later
     converted = out_dir / f"{model.stem}_opset17.onnx"
-    onnx.save(version_converter.convert_version(onnx.load(str(model)), 17), str(converted))
+    graph = version_converter.convert_version(onnx.load(str(model)), 17)
+    card["conv_transposes_as_depth_to_space"] = conv_transposes_as_depth_to_space(graph)
+    onnx.save(graph, str(converted))
     quant_pre_process(str(converted), str(prepared), skip_symbolic_shape=True)
     converted.unlink()
     quantize_static(str(prepared), str(target), Inputs(card["input"]["name"], arrays), quant_format=QuantFormat.QDQ,
