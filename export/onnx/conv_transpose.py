@@ -50,8 +50,10 @@ def conv_transposes_as_depth_to_space(model: onnx.ModelProto) -> int:
         if weight is None or block is None or weight.ndim != 4 or weight.shape[2:] != (block, block):
             continue
         c_in, c_out = weight.shape[:2]
-        bias = values.get(node.input[2]).astype(np.float64) if len(node.input) > 2 and node.input[2] \
-            else np.zeros(c_out)
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        if has_bias and node.input[2] not in values:
+            continue
+        bias = values[node.input[2]].astype(np.float64) if has_bias else np.zeros(c_out)
         scale = np.ones(c_out)
         absorbed: list[onnx.NodeProto] = []
         tensor = node.output[0]
@@ -120,7 +122,8 @@ def _merge_shuffles(graph: onnx.GraphProto, values: dict[str, np.ndarray]) -> No
 
         for first in [n for n in graph.node if n.op_type == "DepthToSpace" and _crd(n)]:
             conv = only_reader(first.output[0])
-            if conv is None or conv.op_type != "Conv" or not _pointwise(conv) or conv.input[1] not in values:
+            if conv is None or conv.op_type != "Conv" or not _pointwise(conv) or conv.input[1] not in values \
+                    or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in values):
                 continue
             chain = [conv]
             while (reader := only_reader(chain[-1].output[0])) is not None and reader.op_type in ELEMENTWISE:
@@ -186,14 +189,14 @@ def _block_size(node: onnx.NodeProto) -> int | None:
     strides = list(attributes["strides"].ints) if "strides" in attributes else []
     if len(kernel) != 2 or kernel[0] != kernel[1] or strides != kernel:
         return None
-    if any(attributes[name].i != 1 for name in ("group",) if name in attributes):
+    if "group" in attributes and attributes["group"].i != 1:
         return None
     for name in ("pads", "output_padding"):
         if name in attributes and any(attributes[name].ints):
             return None
     if "dilations" in attributes and any(d != 1 for d in attributes["dilations"].ints):
         return None
-    if "output_shape" in attributes or attributes.get("auto_pad", helper.make_attribute("a", b"NOTSET")).s \
-            not in (b"", b"NOTSET", b"VALID"):
+    auto_pad = attributes["auto_pad"].s if "auto_pad" in attributes else b"NOTSET"
+    if "output_shape" in attributes or auto_pad not in (b"", b"NOTSET", b"VALID"):
         return None
     return kernel[0]
