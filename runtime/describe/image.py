@@ -107,7 +107,7 @@ Box = tuple[float, float, float, float]
 def prepare(image: Image.Image, spec: InputSpec, box: Box | None = None) -> np.ndarray:
     """Resize per the model card's policy and normalise: returns float32 (3, H, W). With ``box``, only that region
     of ``image`` is the input, read by the resize itself: no cropped copy of a camera-sized photo first (the label
-    reader's product region of a 1280 px frame: 1.5 ms less)."""
+    reader's product region of a 1280 px frame: 4.2 -> 3.7 ms)."""
     box = box or (0, 0, image.width, image.height)
     resized = _RESIZE[spec.resize](image, spec.width, spec.height, box)
     planes = np.asarray(resized).transpose(2, 0, 1)  # uint8 (3, H, W), a view
