@@ -15,15 +15,14 @@ Three rewrites, each exact in real arithmetic:
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import helper, numpy_helper, version_converter
+from onnx import helper, version_converter
 
 from ..atomic import write_bytes_atomically
+from .graph import GraphIndex
 
 #: HardSwish exists from this opset on; an older graph is converted to it first.
 HARD_SWISH_OPSET = 14
@@ -41,75 +40,7 @@ class FoldReport:
     nodes_after: int
 
 
-class _Graph:
-    """An ONNX graph with its producers, consumers and constant values, rebuilt after every rewrite."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.graph = model.graph
-        self.initializers = {t.name: t for t in self.graph.initializer}
-        self.refresh()
-
-    def refresh(self) -> None:
-        self.producer: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        self.constants: dict[str, np.ndarray] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.consumers[name].append(node)
-            for name in node.output:
-                self.producer[name] = node
-            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-
-    def value(self, name: str) -> np.ndarray | None:
-        if name in self.constants:
-            return self.constants[name]
-        if name in self.initializers:
-            return numpy_helper.to_array(self.initializers[name])
-        return None
-
-    def scalar(self, name: str) -> float | None:
-        value = self.value(name)
-        return float(value.ravel()[0]) if value is not None and value.size == 1 else None
-
-    def only_consumer(self, name: str, op_type: str) -> onnx.NodeProto | None:
-        consumers = self.consumers.get(name, [])
-        return consumers[0] if len(consumers) == 1 and consumers[0].op_type == op_type else None
-
-    def set_weights(self, conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray, tag: str) -> None:
-        """Give ``conv`` new weight and bias initializers (named after its output, so shared weights stay)."""
-        names = (f"{conv.output[0]}_{tag}_w", f"{conv.output[0]}_{tag}_b")
-        for name, array in zip(names, (weight, bias)):
-            self.graph.initializer.append(numpy_helper.from_array(array.astype(np.float32), name))
-            self.initializers[name] = self.graph.initializer[-1]
-        conv.input[1] = names[0]
-        if len(conv.input) > 2:
-            conv.input[2] = names[1]
-        else:
-            conv.input.append(names[1])
-
-    def bypass(self, removed: list[onnx.NodeProto], old: str, new: str) -> None:
-        """Remove ``removed`` and let every reader of tensor ``old`` read ``new``."""
-        if any(output.name == old for output in self.graph.output):
-            raise ValueError(f"cannot fold away the graph output {old}")
-        for node in removed:
-            self.graph.node.remove(node)
-        for node in self.graph.node:
-            for index, name in enumerate(node.input):
-                if name == old:
-                    node.input[index] = new
-        self.refresh()
-
-    def weights_of(self, conv: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
-        weight = self.value(conv.input[1])
-        bias = self.value(conv.input[2]) if len(conv.input) > 2 else np.zeros(weight.shape[0], np.float32)
-        return weight, bias
-
-    def other_input(self, node: onnx.NodeProto, name: str) -> str:
-        return next(i for i in node.input if i != name)
-
-
-def _scalar_affine_after(g: _Graph, tensor: str) -> tuple[float, float, list[onnx.NodeProto]] | None:
+def _scalar_affine_after(g: GraphIndex, tensor: str) -> tuple[float, float, list[onnx.NodeProto]] | None:
     """A Mul by a scalar, optionally followed by an Add of a scalar, as the only reader of ``tensor``."""
     mul = g.only_consumer(tensor, "Mul")
     scale = g.scalar(g.other_input(mul, tensor)) if mul is not None else None
@@ -120,7 +51,7 @@ def _scalar_affine_after(g: _Graph, tensor: str) -> tuple[float, float, list[onn
     return (scale, shift, [mul, add]) if shift is not None else (scale, 0.0, [mul])
 
 
-def _fold_affine_into_conv(g: _Graph) -> int:
+def _fold_affine_into_conv(g: GraphIndex) -> int:
     folded = 0
     for conv in [n for n in g.graph.node if n.op_type == "Conv"]:
         affine = _scalar_affine_after(g, conv.output[0])
@@ -134,7 +65,7 @@ def _fold_affine_into_conv(g: _Graph) -> int:
     return folded
 
 
-def _fuse_hard_swish(g: _Graph) -> int:
+def _fuse_hard_swish(g: GraphIndex) -> int:
     fused = 0
     for clip in [n for n in g.graph.node if n.op_type == "Clip"]:
         add = g.producer.get(clip.input[0])
@@ -167,7 +98,7 @@ def _unpadded(conv: onnx.NodeProto) -> bool:
     return (pads is None or not any(pads.ints)) and (auto_pad is None or auto_pad.s in (b"", b"NOTSET", b"VALID"))
 
 
-def _fold_affine_into_next_conv(g: _Graph) -> int:
+def _fold_affine_into_next_conv(g: GraphIndex) -> int:
     folded = 0
     for swish in [n for n in g.graph.node if n.op_type == "HardSwish"]:
         affine = _scalar_affine_after(g, swish.output[0])
@@ -185,7 +116,7 @@ def _fold_affine_into_next_conv(g: _Graph) -> int:
     return folded
 
 
-def _drop_unused(g: _Graph) -> None:
+def _drop_unused(g: GraphIndex) -> None:
     """Constants and initializers no node reads any more (the folded scalars, the replaced weights)."""
     read = {name for node in g.graph.node for name in node.input} | {o.name for o in g.graph.output}
     for node in [n for n in g.graph.node if n.op_type == "Constant" and n.output[0] not in read]:
@@ -204,7 +135,7 @@ def fold(model: onnx.ModelProto) -> tuple[onnx.ModelProto, FoldReport]:
     else:
         folded = onnx.ModelProto()
         folded.CopyFrom(model)
-    g = _Graph(folded)
+    g = GraphIndex(folded)
     before = sum(n.op_type != "Constant" for n in folded.graph.node)
     affine = _fold_affine_into_conv(g)
     swish = _fuse_hard_swish(g)
